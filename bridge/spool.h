@@ -1,0 +1,111 @@
+/* spool.h: the crash-safe on-disk queue that holds events while Kafka cannot take them.
+ *
+ * (The on-disk format is drawn here, by the module that owns it: see FORMAT below.)
+ *
+ * Model. Records are appended to the newest segment file and get increasing sequence numbers
+ * (seq), unique for the life of the spool directory, across restarts. An appended record is
+ * durable only after spool_sync() returns HB_OK: callers group-commit, i.e. append a batch and
+ * sync once, and answer the requests of that batch only then. A drain cursor hands records
+ * out in seq order (spool_next); the caller publishes them and reports each outcome with
+ * spool_ack() or spool_nack(). A segment is deleted (and the directory fsynced) once every record
+ * in it is acked; a checkpoint file records the low-water mark (every seq below it is acked) so a
+ * restart does not replay what was delivered. Records acked above the low-water mark are
+ * replayed after a crash: bounded duplicates, counted in spool_stats.replayed.
+ *
+ * Recovery (spool_open): a torn tail (a last record cut short, or whose CRC fails with nothing
+ * valid after it) is truncated away; a corrupt record elsewhere is copied to
+ * <dir>/quarantine/ and skipped (framing is regained by scanning for the next record magic
+ * whose CRC holds); a segment whose header is unreadable or of an unknown version is moved to
+ * quarantine whole. Each case logs one error line and is counted. spool_open never fails because
+ * of bad data, only because of the directory itself (cannot create, lock, read).
+ *
+ * @locality single-threaded: one spool_t is used by one thread (the event loop).
+ */
+#ifndef HB_SPOOL_H
+#define HB_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "msg.h"
+#include "status.h"
+
+typedef struct spool spool_t;
+
+/* Write hooks, for tests that inject a full or failing disk. NULL members mean the POSIX call. */
+typedef struct spool_io {
+    ssize_t (*write)(int fd, const void *buf, size_t n);
+    int (*fdatasync)(int fd);
+} spool_io_t;
+
+typedef struct spool_opts {
+    const char *dir;           /* created if missing (one level); locked with flock() */
+    uint64_t max_bytes;        /* cap on the segments' total size; 0 = 1 GiB */
+    uint64_t min_free_bytes;   /* refuse appends when the filesystem has less free; 0 = none */
+    uint64_t segment_bytes;    /* start a new segment past this size; 0 = 64 MiB */
+    const spool_io_t *io;      /* NULL = POSIX */
+} spool_opts_t;
+
+typedef struct spool_stats {
+    uint64_t records;          /* appended and not yet acked */
+    uint64_t bytes;            /* on-disk size of the live segments */
+    uint64_t segments;
+    int64_t oldest_accept_ms;  /* accept time of the oldest unacked record; 0 if none */
+    uint64_t appended;         /* since open */
+    uint64_t acked;            /* since open */
+    uint64_t replayed;         /* records found at open that were acked before a crash */
+    uint64_t quarantined;      /* corrupt records or segments moved aside, since open */
+    uint64_t truncated_bytes;  /* torn-tail bytes cut at open */
+    uint64_t sync_count;       /* fdatasync calls, to see group commit work */
+} spool_stats_t;
+
+/* Opens (creating if needed) and recovers the spool in opts->dir. Returns NULL and fills errstr
+ * on failure. The opts strings are copied. */
+spool_t *spool_open(const spool_opts_t *opts, char *errstr, size_t errlen);
+
+/* Appends a copy of m (topic, key, headers, value, accept_ms, id) and sets *seq. Not durable
+ * until spool_sync(). HB_ERR_NOSPACE: over max_bytes or under min_free_bytes, or ENOSPC;
+ * HB_ERR_IO: another write error. On any error nothing of the record stays in the spool. */
+hb_status_t spool_append(spool_t *s, const msg_t *m, uint64_t *seq);
+
+/* Makes every record appended so far durable (fdatasync; directory fsync after a new segment).
+ * On failure the records appended since the last successful sync are NOT durable and are
+ * dropped from the spool (their requests must not get a 2xx); the segment is closed and the
+ * next append starts a new one. */
+hb_status_t spool_sync(spool_t *s);
+
+/* 1 if records were appended since the last spool_sync. */
+int spool_dirty(const spool_t *s);
+
+/* Hands out the next durable record not yet handed out, in seq order, as a copy owned by the
+ * caller (msg_free). HB_ERR_EOF when every durable record has been handed out. HB_ERR_IO when
+ * a segment cannot be read (logged; the record stays for a later try). */
+hb_status_t spool_next(spool_t *s, msg_t *out, uint64_t *seq);
+
+/* Kafka acknowledged record seq. Frees fully acked segments and advances the checkpoint
+ * (written at most every few hundred acks and at close; losing it only costs duplicates). */
+hb_status_t spool_ack(spool_t *s, uint64_t seq);
+
+/* Publishing seq failed: spool_next hands it out again, before anything newer. */
+void spool_nack(spool_t *s, uint64_t seq);
+
+/* Records appended (durable or not) and not yet acked. 0 means the spool is empty. */
+uint64_t spool_pending(const spool_t *s);
+
+/* Records handed out by spool_next and neither acked nor nacked yet. */
+uint64_t spool_inflight(const spool_t *s);
+
+void spool_stats(const spool_t *s, spool_stats_t *out);
+
+/* Writes the checkpoint, syncs, releases everything. NULL is fine. */
+void spool_close(spool_t *s);
+
+/* Offline tool: lists each segment and, with verbose, each record (seq, accept time, topic,
+ * key, sizes), checks every CRC, and prints a summary to out. Does not modify anything and
+ * does not need the lock. Returns 0 when everything checks out, 1 when corruption was found,
+ * 2 when the directory cannot be read. */
+int spool_inspect(const char *dir, int verbose, FILE *out);
+
+#endif

@@ -1,0 +1,33 @@
+/* buf.h: a growable byte buffer, the one used by the log, the JSON writer and the encoders. */
+#ifndef HB_BUF_H
+#define HB_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* A buffer owns `data` (heap, NUL-terminated after `len` whenever len > 0 or cap > 0).
+ * Zero-initialise (`buf_t b = {0};`) to start; buf_free() releases it. */
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom; /* set once an append failed; later appends are no-ops; check with buf_ok() */
+} buf_t;
+
+hb_status_t buf_reserve(buf_t *b, size_t extra);
+void buf_append(buf_t *b, const void *p, size_t n);
+void buf_puts(buf_t *b, const char *s);
+void buf_putc(buf_t *b, char c);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s[0..n) as a quoted JSON string (control characters, quote and backslash escaped;
+ * bytes >= 0x80 are copied as they are: callers pass UTF-8). */
+void buf_json_str(buf_t *b, const char *s, size_t n);
+static inline int buf_ok(const buf_t *b) { return !b->oom; }
+void buf_reset(buf_t *b); /* len = 0, keeps the allocation */
+/* Hands the allocation to the caller (free() it); the buffer is left empty. */
+char *buf_steal(buf_t *b, size_t *len);
+void buf_free(buf_t *b);
+
+#endif

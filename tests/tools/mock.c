@@ -1,0 +1,2 @@
+/* placeholder while the real file is written */
+int main(void) { return 1; }
