@@ -21,6 +21,59 @@
  *
  * @locality single-threaded: one spool_t is used by one thread (the event loop).
  */
+
+/* FORMAT (version 1). All integers little-endian, fixed width. CRCs are CRC-32C (crc32c.h).
+ *
+ * <dir>/lock                        flock()ed by the owner; empty
+ * <dir>/checkpoint                  low-water mark (written as checkpoint.tmp, fsync, rename)
+ * <dir>/NNNNNNNNNNNNNNNNNNNN.seg    segments; NNN = 20-digit seq of the first record, so the
+ *                                   lexical order of the names is the seq order
+ * <dir>/quarantine/                 corrupt segments and record bytes moved aside at open
+ *
+ * Segment file = header, then records back to back (no padding):
+ *
+ *   0      4      6      8                      16     20
+ *   +------+------+------+----------------------+------+
+ *   |magic |ver=1 |rsvd=0|  base_seq (u64)      | crc  |   magic = 89 48 42 53 ("\x89HBS")
+ *   +------+------+------+----------------------+------+   crc over bytes [0,16)
+ *   base_seq = the seq in the file name (a mismatch is a garbled header).
+ *
+ * Record = 12-byte frame, then a body of body_len bytes:
+ *
+ *   0      4          8      12
+ *   +------+----------+------+================================+
+ *   |magic | body_len | crc  | body                           |  magic = 9E 48 42 52 ("\x9eHBR")
+ *   +------+----------+------+================================+  crc over bytes [4,8) and body
+ *   body_len <= SPOOL_RECORD_MAX and >= SPOOL_BODY_FIXED (else corrupt, checked before use).
+ *
+ * Body (every length checked against the bytes left in the body; the body must be consumed
+ * exactly):
+ *
+ *   0          8          16         20         24     26     28  29   32
+ *   +----------+----------+----------+----------+------+------+---+----+
+ *   | seq u64  |accept_ms | value_len| key_len  |topic |header|id |rsvd|
+ *   |          |   i64    |   u32    |   u32    |_len  |_cnt  |len| =0 |
+ *   |          |          |          |0xFFFFFFFF|  u16 |  u16 | u8|    |
+ *   |          |          |          | = no key |      |      |<=64    |
+ *   +----------+----------+----------+----------+------+------+---+----+
+ *   32: topic[topic_len] id[id_len] key[key_len or 0]
+ *       header_cnt x ( name_len u16 | value_len u32 | name[name_len] | value[value_len] )
+ *       value[value_len]
+ *
+ * The per-record magic lets recovery regain framing after a corrupt record: it scans forward
+ * for the next magic whose frame, CRC and body check out and whose seq is higher than the last
+ * good one. (A payload that embeds a complete valid record of this spool could fool that scan;
+ * the seq check makes it need a plausible seq too.)
+ *
+ * Checkpoint file (28 bytes):
+ *
+ *   0      4      6      8              16             24     28
+ *   +------+------+------+--------------+--------------+------+
+ *   |magic |ver=1 |rsvd=0| low_water u64| next_seq u64 | crc  |   magic = 89 48 42 43 ("\x89HBC")
+ *   +------+------+------+--------------+--------------+------+   crc over bytes [0,24)
+ *   low_water: every seq below it is acked. next_seq: the next seq to assign, so seqs stay
+ *   unique even after every segment was deleted.
+ */
 #ifndef HB_SPOOL_H
 #define HB_SPOOL_H
 
@@ -31,6 +84,14 @@
 
 #include "msg.h"
 #include "status.h"
+
+/* Sizes from FORMAT above. */
+#define SPOOL_FORMAT_VERSION 1
+#define SPOOL_SEG_HDR_LEN 20
+#define SPOOL_REC_FRAME_LEN 12
+#define SPOOL_BODY_FIXED 32
+#define SPOOL_RECORD_MAX (16u << 20) /* body bytes; spool_append refuses more (HB_ERR_INVALID) */
+#define SPOOL_CKPT_LEN 28
 
 typedef struct spool spool_t;
 

@@ -1,0 +1,497 @@
+/* dispatch.c: Kafka-or-spool routing of accepted events, group commit, and the spool drainer. */
+#include "dispatch.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "hbtime.h"
+#include "log.h"
+#include "producer.h"
+
+enum item_kind { ITEM_LIVE = 1, ITEM_DRAIN = 2 };
+
+/* A live event: from submit until it is answered AND librdkafka has let go of it. */
+typedef struct pending {
+    enum item_kind kind; /* first: the producer opaque is either a pending or a drain_rec */
+    msg_t msg;
+    dispatch_done_cb done;
+    void *ctx;
+    int64_t sent_ms;     /* monotonic, when handed to librdkafka */
+    int64_t deadline_ms; /* monotonic, ack timeout */
+    unsigned in_kafka : 1, in_live : 1, in_commit : 1, answered : 1;
+    TAILQ_ENTRY(pending) live_link;
+    TAILQ_ENTRY(pending) commit_link;
+} pending_t;
+
+/* A spooled record being republished. */
+typedef struct drain_rec {
+    enum item_kind kind;
+    msg_t msg;
+    uint64_t seq;
+} drain_rec_t;
+
+TAILQ_HEAD(pending_list, pending);
+
+struct dispatch {
+    struct event_base *base;
+    producer_t *producer;
+    spool_t *spool;
+    int64_t ack_timeout_ms, commit_window_ms, shutdown_timeout_ms;
+    uint64_t max_inflight, drain_max;
+
+    struct pending_list live;   /* in send order = deadline order */
+    struct pending_list commit; /* appended to the spool, awaiting fdatasync */
+    struct event *ack_timer, *commit_timer, *drain_timer, *recreate_ev, *shutdown_timer;
+    int commit_armed;
+    int64_t drain_backoff_ms; /* 0 while Kafka is up; the wait before the next probe */
+    int probe_now;
+    int recreating;
+
+    int stopping;
+    void (*stopped)(void *);
+    void *stopped_arg;
+
+    dispatch_stats_t st;
+};
+
+static const int64_t lat_bounds[] = DISPATCH_LAT_BOUNDS;
+
+static void drain_kick(dispatch_t *d);
+static void check_stopped(dispatch_t *d);
+
+static void pending_maybe_free(pending_t *p) {
+    if (p->answered && !p->in_kafka && !p->in_commit) {
+        msg_free(&p->msg);
+        free(p);
+    }
+}
+
+static void answer(dispatch_t *d, pending_t *p, hb_status_t st) {
+    if (p->answered)
+        return;
+    p->answered = 1;
+    if (st != HB_OK)
+        d->st.rejected++;
+    p->done(p->ctx, st, p->msg.id);
+}
+
+static void live_unlink(dispatch_t *d, pending_t *p) {
+    if (p->in_live) {
+        TAILQ_REMOVE(&d->live, p, live_link);
+        p->in_live = 0;
+        d->st.live_inflight--;
+    }
+}
+
+static void arm_ack_timer(dispatch_t *d) {
+    pending_t *head = TAILQ_FIRST(&d->live);
+    if (!head) {
+        evtimer_del(d->ack_timer);
+        return;
+    }
+    int64_t wait = head->deadline_ms - hbtime_mono_ms();
+    if (wait < 0)
+        wait = 0;
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(d->ack_timer, &tv);
+}
+
+/* Appends p to the spool; it is answered when the commit window's fdatasync returns. */
+static void to_spool(dispatch_t *d, pending_t *p) {
+    uint64_t seq;
+    hb_status_t st = spool_append(d->spool, &p->msg, &seq);
+    if (st != HB_OK) {
+        log_error("dispatch", "cannot spool event", "id", p->msg.id, "topic", p->msg.topic,
+                  "reason", hb_status_str(st), NULL);
+        answer(d, p, st);
+        pending_maybe_free(p);
+        return;
+    }
+    p->in_commit = 1;
+    TAILQ_INSERT_TAIL(&d->commit, p, commit_link);
+    if (!d->commit_armed) {
+        d->commit_armed = 1;
+        struct timeval tv = {(time_t)(d->commit_window_ms / 1000),
+                             (suseconds_t)(d->commit_window_ms % 1000) * 1000};
+        evtimer_add(d->commit_timer, &tv);
+    }
+}
+
+/* Group commit: one fdatasync answers every event spooled in the window. */
+static void on_commit(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    d->commit_armed = 0;
+    hb_status_t st = spool_sync(d->spool);
+    if (st != HB_OK)
+        log_error("dispatch", "spool sync failed: events of this commit are refused",
+                  "reason", hb_status_str(st), NULL);
+    pending_t *p;
+    while ((p = TAILQ_FIRST(&d->commit)) != NULL) {
+        TAILQ_REMOVE(&d->commit, p, commit_link);
+        p->in_commit = 0;
+        if (st == HB_OK && !p->answered)
+            d->st.spooled++;
+        answer(d, p, st);
+        pending_maybe_free(p);
+    }
+    drain_kick(d);
+    check_stopped(d);
+}
+
+static void set_kafka_up(dispatch_t *d, int up) {
+    if (d->st.kafka_up == up)
+        return;
+    d->st.kafka_up = up;
+    log_info("dispatch", up ? "kafka is accepting events" : "kafka is not accepting events",
+             NULL);
+    if (up)
+        d->drain_backoff_ms = 0;
+}
+
+static int must_spool(const dispatch_t *d) {
+    return !d->st.kafka_up || d->recreating || d->stopping || spool_pending(d->spool) > 0 ||
+           d->st.live_inflight >= d->max_inflight;
+}
+
+void dispatch_submit(dispatch_t *d, msg_t *m, dispatch_done_cb done, void *ctx) {
+    pending_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        /* Nothing to remember the callback by: answer through a failed spool path is not
+         * possible either. The HTTP layer treats a NULL return as 503; see http.c. */
+        msg_free(m);
+        done(ctx, HB_ERR_NOMEM, "");
+        return;
+    }
+    p->kind = ITEM_LIVE;
+    p->msg = *m;
+    memset(m, 0, sizeof *m);
+    p->done = done;
+    p->ctx = ctx;
+    if (must_spool(d)) {
+        to_spool(d, p);
+        return;
+    }
+    hb_status_t st = producer_send(d->producer, &p->msg, p);
+    if (st != HB_OK) {
+        to_spool(d, p);
+        return;
+    }
+    p->in_kafka = 1;
+    p->sent_ms = hbtime_mono_ms();
+    p->deadline_ms = p->sent_ms + d->ack_timeout_ms;
+    p->in_live = 1;
+    d->st.live_inflight++;
+    int was_empty = TAILQ_EMPTY(&d->live);
+    TAILQ_INSERT_TAIL(&d->live, p, live_link);
+    if (was_empty)
+        arm_ack_timer(d);
+}
+
+/* Kafka did not acknowledge in time: make the events safe in the spool. Their delivery reports
+ * still come later; a success then is a counted duplicate. */
+static void on_ack_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    int64_t now = hbtime_mono_ms();
+    pending_t *p;
+    int n = 0;
+    while ((p = TAILQ_FIRST(&d->live)) != NULL && p->deadline_ms <= now) {
+        live_unlink(d, p);
+        if (!p->answered && !p->in_commit) {
+            to_spool(d, p);
+            n++;
+        }
+    }
+    if (n) {
+        log_warn("dispatch", "kafka did not acknowledge in time: events spooled", "#events",
+                 (long long)n, NULL);
+        set_kafka_up(d, 0);
+    }
+    arm_ack_timer(d);
+}
+
+static void observe_latency(dispatch_t *d, int64_t ms) {
+    size_t nb = sizeof lat_bounds / sizeof lat_bounds[0];
+    size_t i = 0;
+    while (i < nb && ms > lat_bounds[i])
+        i++;
+    d->st.lat_buckets[i]++;
+    d->st.lat_count++;
+    d->st.lat_sum_ms += (uint64_t)(ms < 0 ? 0 : ms);
+}
+
+static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err) {
+    d->st.drain_inflight--;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        spool_ack(d->spool, r->seq);
+        d->st.drained++;
+        set_kafka_up(d, 1);
+    } else {
+        spool_nack(d->spool, r->seq);
+        if (d->st.kafka_up || d->drain_backoff_ms == 0)
+            log_warn("dispatch", "republishing a spooled event failed", "topic", r->msg.topic,
+                     "error", rd_kafka_err2name(err), "#seq", (long long)r->seq, NULL);
+        set_kafka_up(d, 0);
+        /* Retry after a backoff that the loop owns, doubling to 5 s, so a broker that fails
+         * every request at once does not spin us. */
+        d->drain_backoff_ms = d->drain_backoff_ms ? d->drain_backoff_ms * 2 : 100;
+        if (d->drain_backoff_ms > 5000)
+            d->drain_backoff_ms = 5000;
+    }
+    msg_free(&r->msg);
+    free(r);
+}
+
+static void on_delivered(void *arg, void *opaque, rd_kafka_resp_err_t err, unsigned gen) {
+    (void)gen;
+    dispatch_t *d = arg;
+    if (*(enum item_kind *)opaque == ITEM_DRAIN) {
+        drain_delivered(d, opaque, err);
+        if (d->st.drain_inflight == 0 || err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            drain_kick(d);
+        check_stopped(d);
+        return;
+    }
+    pending_t *p = opaque;
+    p->in_kafka = 0;
+    int was_head = TAILQ_FIRST(&d->live) == p;
+    live_unlink(d, p);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        set_kafka_up(d, 1);
+        if (p->answered || p->in_commit) {
+            d->st.duplicates++;
+        } else {
+            d->st.published++;
+            observe_latency(d, hbtime_mono_ms() - p->sent_ms);
+        }
+        answer(d, p, HB_OK);
+    } else {
+        if (!p->answered && !p->in_commit) {
+            log_warn("dispatch", "delivery failed: event spooled", "id", p->msg.id, "topic",
+                     p->msg.topic, "error", rd_kafka_err2name(err), NULL);
+            to_spool(d, p);
+        }
+        set_kafka_up(d, 0);
+    }
+    if (was_head)
+        arm_ack_timer(d);
+    pending_maybe_free(p);
+    check_stopped(d);
+}
+
+/* Republishes spooled records: up to drain_max at once while Kafka is up, one (a probe) while
+ * it is down. */
+static void drain_kick(dispatch_t *d) {
+    if (d->recreating || d->stopping || evtimer_pending(d->drain_timer, NULL))
+        return;
+    if (!d->st.kafka_up && d->drain_backoff_ms > 0 && d->st.drain_inflight == 0 &&
+        !d->probe_now) {
+        struct timeval tv = {(time_t)(d->drain_backoff_ms / 1000),
+                             (suseconds_t)(d->drain_backoff_ms % 1000) * 1000};
+        evtimer_add(d->drain_timer, &tv);
+        return;
+    }
+    d->probe_now = 0;
+    uint64_t limit = d->st.kafka_up ? d->drain_max : 1;
+    while (d->st.drain_inflight < limit) {
+        drain_rec_t *r = calloc(1, sizeof *r);
+        if (!r)
+            return;
+        r->kind = ITEM_DRAIN;
+        hb_status_t st = spool_next(d->spool, &r->msg, &r->seq);
+        if (st != HB_OK) {
+            free(r);
+            return;
+        }
+        if (producer_send(d->producer, &r->msg, r) != HB_OK) {
+            spool_nack(d->spool, r->seq);
+            msg_free(&r->msg);
+            free(r);
+            return; /* queue full or refused: the next delivery report kicks again */
+        }
+        d->st.drain_inflight++;
+    }
+}
+
+/* The backoff passed: let one probe through although Kafka is still marked down. */
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    d->probe_now = 1;
+    drain_kick(d);
+}
+
+static void on_recreate(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    char err[512];
+    /* Purged deliveries come back with errors inside producer_recreate and are spooled by
+     * on_delivered. */
+    if (producer_recreate(d->producer, err, sizeof err) != HB_OK)
+        log_error("dispatch", "cannot recreate the producer", "reason", err, NULL);
+    d->st.recreated++;
+    d->recreating = 0;
+    set_kafka_up(d, 0);
+    drain_kick(d);
+}
+
+static void on_producer_event(void *arg, producer_event_t ev, rd_kafka_resp_err_t err,
+                              const char *reason) {
+    (void)err;
+    (void)reason;
+    dispatch_t *d = arg;
+    switch (ev) {
+    case PRODUCER_EV_FATAL:
+        /* Not from inside librdkafka's callback: the handle is destroyed in on_recreate. */
+        if (!d->recreating) {
+            d->recreating = 1;
+            event_active(d->recreate_ev, 0, 0);
+        }
+        break;
+    case PRODUCER_EV_BROKERS_DOWN:
+        set_kafka_up(d, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+static void check_stopped(dispatch_t *d) {
+    if (!d->stopping || !d->stopped)
+        return;
+    if (!TAILQ_EMPTY(&d->live) || !TAILQ_EMPTY(&d->commit) || d->st.drain_inflight > 0)
+        return;
+    void (*cb)(void *) = d->stopped;
+    d->stopped = NULL;
+    evtimer_del(d->shutdown_timer);
+    cb(d->stopped_arg);
+}
+
+/* The shutdown deadline passed: spool every live event still waiting for Kafka. */
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    pending_t *p;
+    int n = 0;
+    while ((p = TAILQ_FIRST(&d->live)) != NULL) {
+        live_unlink(d, p);
+        if (!p->answered && !p->in_commit) {
+            to_spool(d, p);
+            n++;
+        }
+    }
+    log_info("dispatch", "shutdown deadline: in-flight events spooled", "#events", (long long)n,
+             NULL);
+    if (d->commit_armed) {
+        evtimer_del(d->commit_timer);
+        on_commit(-1, 0, d);
+    }
+    /* Drain records are already safe in the spool: their reports arrive at producer_flush. */
+    if (TAILQ_EMPTY(&d->live) && TAILQ_EMPTY(&d->commit) && d->stopped) {
+        void (*cb)(void *) = d->stopped;
+        d->stopped = NULL;
+        cb(d->stopped_arg);
+    }
+}
+
+void dispatch_shutdown(dispatch_t *d, void (*stopped)(void *arg), void *arg) {
+    d->stopping = 1;
+    d->stopped = stopped;
+    d->stopped_arg = arg;
+    evtimer_del(d->drain_timer);
+    struct timeval tv = {(time_t)(d->shutdown_timeout_ms / 1000),
+                         (suseconds_t)(d->shutdown_timeout_ms % 1000) * 1000};
+    evtimer_add(d->shutdown_timer, &tv);
+    check_stopped(d);
+}
+
+dispatch_t *dispatch_new(struct event_base *base, const hb_config_t *cfg, spool_t *spool,
+                         char *errstr, size_t errlen) {
+    dispatch_t *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(errstr, errlen, "out of memory");
+        spool_close(spool);
+        return NULL;
+    }
+    d->base = base;
+    d->spool = spool;
+    d->ack_timeout_ms = cfg->producer_ack_timeout_ms;
+    d->commit_window_ms = cfg->spool_commit_window_ms;
+    d->shutdown_timeout_ms = cfg->producer_shutdown_timeout_ms;
+    d->max_inflight = (uint64_t)cfg->producer_max_inflight;
+    d->drain_max = (uint64_t)cfg->spool_drain_max_inflight;
+    d->st.kafka_up = 1; /* optimistic until a failure says otherwise */
+    TAILQ_INIT(&d->live);
+    TAILQ_INIT(&d->commit);
+    d->ack_timer = evtimer_new(base, on_ack_timeout, d);
+    d->commit_timer = evtimer_new(base, on_commit, d);
+    d->drain_timer = evtimer_new(base, on_drain_timer, d);
+    d->shutdown_timer = evtimer_new(base, on_shutdown_timeout, d);
+    d->recreate_ev = event_new(base, -1, 0, on_recreate, d);
+    if (!d->ack_timer || !d->commit_timer || !d->drain_timer || !d->shutdown_timer ||
+        !d->recreate_ev) {
+        snprintf(errstr, errlen, "out of memory");
+        goto fail;
+    }
+    producer_cbs_t cbs = {.delivered = on_delivered, .event = on_producer_event, .arg = d};
+    if (!(d->producer = producer_new(base, cfg, &cbs, errstr, errlen)))
+        goto fail;
+    /* Records left from an earlier run start draining at once. */
+    drain_kick(d);
+    return d;
+fail:
+    dispatch_free(d);
+    return NULL;
+}
+
+void dispatch_get_stats(const dispatch_t *d, dispatch_stats_t *out) { *out = d->st; }
+spool_t *dispatch_spool(dispatch_t *d) { return d->spool; }
+producer_t *dispatch_producer(dispatch_t *d) { return d->producer; }
+
+void dispatch_free(dispatch_t *d) {
+    if (!d)
+        return;
+    d->stopping = 1;
+    d->stopped = NULL;
+    if (d->producer) {
+        /* Any report still owed arrives here; live events are all answered by now, drain
+         * records are nacked (they stay in the spool). */
+        producer_flush(d->producer, 2000);
+        producer_free(d->producer);
+    }
+    /* Normally empty by now (dispatch_shutdown answered everything); after a failed start or
+     * an aborted run, free what is left without answering. */
+    pending_t *p;
+    while ((p = TAILQ_FIRST(&d->commit)) != NULL) {
+        TAILQ_REMOVE(&d->commit, p, commit_link);
+        p->in_commit = 0;
+        if (p->in_live)
+            live_unlink(d, p);
+        msg_free(&p->msg);
+        free(p);
+    }
+    while ((p = TAILQ_FIRST(&d->live)) != NULL) {
+        live_unlink(d, p);
+        msg_free(&p->msg);
+        free(p);
+    }
+    if (d->ack_timer)
+        event_free(d->ack_timer);
+    if (d->commit_timer)
+        event_free(d->commit_timer);
+    if (d->drain_timer)
+        event_free(d->drain_timer);
+    if (d->shutdown_timer)
+        event_free(d->shutdown_timer);
+    if (d->recreate_ev)
+        event_free(d->recreate_ev);
+    spool_close(d->spool);
+    free(d);
+}

@@ -1,0 +1,299 @@
+/* http.c: the webhook listener on libevent's evhttp. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "log.h"
+
+struct http_server {
+    struct event_base *base;
+    struct evhttp *evh;
+    int port;
+    struct evhttp_bound_socket *bound;
+    char *path;
+    size_t max_body;
+    http_webhook_cb cb;
+    void *arg;
+};
+
+struct http_req {
+    struct evhttp_request *ev;
+    http_server_t *srv;
+    char peer[64];
+};
+
+static const char *reason_phrase(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+void http_send_json(struct evhttp_request *req, int status, const char *json, size_t len) {
+    struct evbuffer *out = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(h, "Content-Type");
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (out)
+        evbuffer_add(out, json, len);
+    evhttp_send_reply(req, status, reason_phrase(status), out);
+    if (out)
+        evbuffer_free(out);
+}
+
+static void send_error(struct evhttp_request *req, int status, const char *code,
+                       const char *detail, int retry_after_s) {
+    buf_t b = {0};
+    buf_puts(&b, "{\"error\":");
+    buf_json_str(&b, code, strlen(code));
+    buf_puts(&b, ",\"detail\":");
+    buf_json_str(&b, detail, strlen(detail));
+    buf_puts(&b, "}\n");
+    if (retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after_s);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+    }
+    if (buf_ok(&b))
+        http_send_json(req, status, b.data, b.len);
+    else
+        http_send_json(req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
+    buf_free(&b);
+}
+
+void http_reply_accepted(http_req_t *r, const char *id) {
+    char body[128];
+    int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", id);
+    http_send_json(r->ev, 202, body, (size_t)n);
+    free(r);
+}
+
+void http_reply_error(http_req_t *r, int status, const char *code, const char *detail,
+                      int retry_after_s) {
+    log_info("http", "request refused", "peer", r->peer, "#status", (long long)status, "error",
+             code, "detail", detail, NULL);
+    send_error(r->ev, status, code, detail, retry_after_s);
+    free(r);
+}
+
+const char *http_req_peer(const http_req_t *r) { return r->peer; }
+
+static void peer_of(struct evhttp_request *req, char *out, size_t len) {
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c)
+        evhttp_connection_get_peer(c, &addr, &port);
+    snprintf(out, len, "%s:%u", addr ? addr : "?", (unsigned)port);
+}
+
+/* "application/json", "application/json; charset=utf-8" and "application/<x>+json" are JSON. */
+static int is_json_type(const char *ct) {
+    if (!ct)
+        return 0;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return 1;
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static void refuse(struct evhttp_request *req, int status, const char *code, const char *detail) {
+    char peer[64];
+    peer_of(req, peer, sizeof peer);
+    log_info("http", "request refused", "peer", peer, "#status", (long long)status, "error", code,
+             "detail", detail, NULL);
+    send_error(req, status, code, detail, 0);
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    http_server_t *s = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    char detail[512];
+
+    if (!path || !*path)
+        path = "/";
+    if (strcmp(path, "/healthz") == 0) {
+        if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+            refuse(req, 405, "method_not_allowed", "use GET on /healthz");
+            return;
+        }
+        http_send_json(req, 200, "{\"status\":\"ok\"}\n", 16);
+        return;
+    }
+    if (strcmp(path, s->path) != 0) {
+        snprintf(detail, sizeof detail, "no endpoint at %.200s", path);
+        refuse(req, 404, "not_found", detail);
+        return;
+    }
+    if (method != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        refuse(req, 405, "method_not_allowed", "webhooks are delivered with POST");
+        return;
+    }
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    if (!is_json_type(ct)) {
+        snprintf(detail, sizeof detail, "content type must be application/json, got %.100s",
+                 ct ? ct : "none");
+        refuse(req, 415, "unsupported_media_type", detail);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > s->max_body) {
+        snprintf(detail, sizeof detail, "body is %zu bytes, the limit is %zu", len, s->max_body);
+        refuse(req, 413, "body_too_large", detail);
+        return;
+    }
+    if (len == 0) {
+        refuse(req, 400, "empty_body", "the body is empty; expected a JSON object");
+        return;
+    }
+    http_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        send_error(req, 503, "nomem", "out of memory", 1);
+        return;
+    }
+    r->ev = req;
+    r->srv = s;
+    peer_of(req, r->peer, sizeof r->peer);
+    /* One contiguous view of the body, without a copy when it already is one chunk. */
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    s->cb(s->arg, r, body, len);
+}
+
+int http_listen_on(struct evhttp *evh, struct event_base *base, const char *listen,
+                   struct evhttp_bound_socket **bound_out, char *errstr, size_t errlen) {
+    /* Split HOST:PORT or [V6]:PORT ourselves: evutil_parse_sockaddr_port refuses port 0. */
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (!colon || hl == 0 || hl >= sizeof host || !colon[1]) {
+        snprintf(errstr, errlen, "cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)",
+                 listen);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                    .ai_flags = EVUTIL_AI_PASSIVE};
+    struct evutil_addrinfo *ai = NULL;
+    int gai = evutil_getaddrinfo(host, colon + 1, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(errstr, errlen, "cannot resolve listen address '%s': %s", listen,
+                 evutil_gai_strerror(gai));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    int sslen = (int)ai->ai_addrlen;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    struct evconnlistener *l =
+        evconnlistener_new_bind(base, NULL, NULL,
+                                LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                1024, (struct sockaddr *)&ss, sslen);
+    if (!l) {
+        snprintf(errstr, errlen, "cannot listen on %s: %s", listen, strerror(errno));
+        return -1;
+    }
+    struct evhttp_bound_socket *bs = evhttp_bind_listener(evh, l);
+    if (!bs) {
+        evconnlistener_free(l);
+        snprintf(errstr, errlen, "cannot serve HTTP on %s", listen);
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
+    if (bound_out)
+        *bound_out = bs;
+    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                             : ((struct sockaddr_in *)&bound)->sin_port);
+}
+
+http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_webhook_cb cb,
+                        void *arg, char *errstr, size_t errlen) {
+    http_server_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(cfg->http_path)) || !(s->evh = evhttp_new(base))) {
+        snprintf(errstr, errlen, "out of memory");
+        goto fail;
+    }
+    s->base = base;
+    s->cb = cb;
+    s->arg = arg;
+    s->max_body = (size_t)cfg->http_max_body_bytes;
+    /* evhttp's own cap sits above ours so that most oversized bodies get our JSON 413; see
+     * http.h for the limit. */
+    evhttp_set_max_body_size(s->evh, (ev_ssize_t)(2 * s->max_body + 65536));
+    evhttp_set_max_headers_size(s->evh, (ev_ssize_t)cfg->http_max_header_bytes);
+    struct timeval idle = {(time_t)(cfg->http_idle_timeout_ms / 1000),
+                           (suseconds_t)(cfg->http_idle_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(s->evh, &idle);
+    /* Every method reaches on_request, so wrong ones get our JSON 405, not libevent's. */
+    evhttp_set_allowed_methods(s->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                           EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(s->evh, "application/json");
+    evhttp_set_flags(s->evh, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_gencb(s->evh, on_request, s);
+    if ((s->port = http_listen_on(s->evh, base, cfg->http_listen, &s->bound, errstr, errlen)) < 0)
+        goto fail;
+    char addr[320];
+    snprintf(addr, sizeof addr, "%.*s:%d", (int)(strrchr(cfg->http_listen, ':') - cfg->http_listen),
+             cfg->http_listen, s->port);
+    log_info("http", "listening", "addr", addr, "path", s->path, NULL);
+    return s;
+fail:
+    http_free(s);
+    return NULL;
+}
+
+int http_port(const http_server_t *s) { return s->port; }
+
+void http_stop_accepting(http_server_t *s) {
+    /* Closing the listener stops new connections; open ones finish their requests. */
+    if (s->bound) {
+        evhttp_del_accept_socket(s->evh, s->bound);
+        s->bound = NULL;
+    }
+}
+
+void http_free(http_server_t *s) {
+    if (!s)
+        return;
+    if (s->evh)
+        evhttp_free(s->evh);
+    free(s->path);
+    free(s);
+}

@@ -1,0 +1,631 @@
+/* normalize.c: turns one Cloud 66 webhook body into a CloudEvents 1.0 Kafka record. */
+#include "normalize.h"
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <math.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "hbtime.h"
+
+#define NORM_DEFAULT_DEPTH 64
+#define NORM_DEFAULT_SOURCE "/cloud66"
+#define ECHO_MAX 64 /* longest client string repeated in an error message */
+
+/* The stack model's fields in the order Cloud 66 documents them (`uid` to `redeploy_hook`).
+ * In a flattened payload these move under data.stack. */
+static const char *const stack_fields[] = {
+    "uid", "name", "account_id", "git", "git_branch", "environment", "cloud", "fqdn",
+    "language", "framework", "status", "health", "last_activity", "last_activity_iso",
+    "maintenance_mode", "has_loadbalancer", "created_at", "updated_at", "deploy_directory",
+    "cloud_status", "backend", "version", "revision", "is_busy", "account_name", "is_cluster",
+    "is_inside_cluster", "cluster_name", "application_address", "configstore_namespace",
+    "namespaces", "considerations", "redeploy_hook",
+};
+
+/* The subset that only a stack carries. Generic names (name, status, created_at, version...)
+ * are left out: a server or container payload has those too. */
+static const char *const stack_specific_fields[] = {
+    "git", "git_branch", "environment", "cloud", "fqdn", "language", "framework",
+    "last_activity", "last_activity_iso", "maintenance_mode", "has_loadbalancer",
+    "deploy_directory", "cloud_status", "backend", "revision", "is_busy", "is_cluster",
+    "is_inside_cluster", "cluster_name", "application_address", "configstore_namespace",
+    "namespaces", "considerations", "redeploy_hook",
+};
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+/* What the envelope needs from the payload; pointers point into the parsed tree. */
+typedef struct norm_event {
+    const char *event_type;
+    size_t event_type_len;
+    const char *subject; /* NULL: absent */
+    size_t subject_len;
+    int names_stack; /* subject is a stack uid: source gets "/stacks/<uid>" */
+} norm_event_t;
+
+static void set_err(char *errstr, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *errstr, size_t errlen, const char *fmt, ...) {
+    if (!errstr || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Client text echoed in an error is capped and reduced to printable ASCII, so the message stays
+ * short and can go into any HTTP body or log line without further escaping. */
+static void echo_str(const char *s, size_t n, char *out, size_t outlen) {
+    size_t take = n > ECHO_MAX ? ECHO_MAX : n;
+    size_t o = 0;
+    for (size_t i = 0; i < take && o + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[o++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    if (take < n)
+        for (int i = 0; i < 3 && o + 1 < outlen; i++)
+            out[o++] = '.';
+    out[o] = '\0';
+}
+
+static const char *json_kind(json_object *o) {
+    switch (json_object_get_type(o)) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "boolean";
+    case json_type_int:
+    case json_type_double: return "number";
+    case json_type_string: return "string";
+    case json_type_array: return "array";
+    case json_type_object: return "object";
+    }
+    return "unknown";
+}
+
+static int in_list(const char *key, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(key, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int json_number_ok(const char *s) {
+    if (*s == '-')
+        s++;
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9')
+            s++;
+    else
+        return 0;
+    if (*s == '.') {
+        s++;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!(*s >= '0' && *s <= '9'))
+            return 0;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    return *s == '\0';
+}
+
+/* json-c's strict mode still accepts NaN, Infinity and "1.", and writes them back as parsed,
+ * which would put invalid JSON on the topic. Doubles keep their source text, so checking that
+ * text against the JSON grammar finds them. Recursion is bounded by the parser's max depth. */
+static json_object *find_bad_number(json_object *o) {
+    switch (json_object_get_type(o)) {
+    case json_type_double:
+        return json_number_ok(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) ? NULL
+                                                                                          : o;
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            json_object *bad = find_bad_number(json_object_array_get_idx(o, i));
+            if (bad)
+                return bad;
+        }
+        return NULL;
+    case json_type_object: {
+        json_object_object_foreach(o, key, val) {
+            (void)key;
+            json_object *bad = find_bad_number(val);
+            if (bad)
+                return bad;
+        }
+        return NULL;
+    }
+    default: return NULL;
+    }
+}
+
+/* Member `key` of object o when it is a string (length in *len, NULs included), else NULL. */
+static const char *get_str(json_object *o, const char *key, size_t *len) {
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    *len = (size_t)json_object_get_string_len(v);
+    return json_object_get_string(v);
+}
+
+/* Offset of the first byte that is not well-formed UTF-8, or len. json-c's own check only
+ * counts continuation bytes, so it lets overlong forms, surrogates and code points above
+ * U+10FFFF through to the topic; this follows RFC 3629 (Unicode table 3-7) instead. */
+static size_t utf8_bad_offset(const unsigned char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+        size_t more;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            more = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong below U+0800 */
+            if (c == 0xed)
+                hi = 0x9f; /* surrogates U+D800..U+DFFF */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong below U+10000 */
+            if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return i; /* continuation byte, C0/C1 overlong lead, or F5..FF */
+        }
+        if (len - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k <= more; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+        i += more + 1;
+    }
+    return len;
+}
+
+static int is_json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Parses the body into *root, which is an object on HB_OK. */
+static hb_status_t parse_body(const char *body, size_t len, int max_depth, json_object **root,
+                              char *errstr, size_t errlen) {
+    hb_status_t st = HB_ERR_JSON;
+    json_tokener *tok = NULL;
+    json_object *obj = NULL;
+
+    *root = NULL;
+    /* json-c stops at a NUL as if the body ended there, which would silently drop the rest. */
+    const char *nul = memchr(body, '\0', len);
+    if (nul) {
+        set_err(errstr, errlen, "body contains a NUL byte at offset %zu", (size_t)(nul - body));
+        return HB_ERR_INVALID;
+    }
+    size_t bad_utf8 = utf8_bad_offset((const unsigned char *)body, len);
+    if (bad_utf8 < len) {
+        set_err(errstr, errlen, "body is not valid UTF-8 at offset %zu", bad_utf8);
+        return HB_ERR_INVALID;
+    }
+    if (len > INT_MAX) {
+        set_err(errstr, errlen, "body is too large to parse (%zu bytes)", len);
+        return HB_ERR_INVALID;
+    }
+    size_t ws = 0;
+    while (ws < len && is_json_ws(body[ws]))
+        ws++;
+    if (ws == len) {
+        set_err(errstr, errlen, "body is empty: expected a JSON object");
+        return HB_ERR_JSON;
+    }
+
+    /* json-c's depth counts values, scalars included: the top-level object is depth 1, so
+     * {"a":{"b":1}} has depth 3. */
+    tok = json_tokener_new_ex(max_depth);
+    if (!tok) {
+        set_err(errstr, errlen, "out of memory parsing body");
+        return HB_ERR_NOMEM;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    obj = json_tokener_parse_ex(tok, body, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_continue) {
+        /* A bare number can only end at the end of input, and a truncated document is only known
+         * to be truncated there: feeding the terminator settles both. */
+        obj = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
+        end = len;
+    }
+    if (jerr == json_tokener_error_parse_utf8_string) {
+        set_err(errstr, errlen, "body is not valid UTF-8 at offset %zu", end);
+        st = HB_ERR_INVALID;
+        goto done;
+    }
+    if (jerr == json_tokener_error_depth) {
+        set_err(errstr, errlen, "body is JSON nested deeper than %d levels", max_depth);
+        goto done;
+    }
+    if (jerr != json_tokener_success) {
+        set_err(errstr, errlen, "body is not valid JSON: %s at offset %zu",
+                json_tokener_error_desc(jerr), end);
+        goto done;
+    }
+    /* Strict mode already refuses trailing characters; this keeps that guarantee should a json-c
+     * release relax it. */
+    for (size_t i = end; i < len; i++) {
+        if (!is_json_ws(body[i])) {
+            set_err(errstr, errlen, "body is not valid JSON: trailing data at offset %zu", i);
+            goto done;
+        }
+    }
+    json_object *bad = find_bad_number(obj);
+    if (bad) {
+        char shown[ECHO_MAX + 4];
+        const char *text = json_object_to_json_string_ext(bad, JSON_C_TO_STRING_PLAIN);
+        echo_str(text, strlen(text), shown, sizeof shown);
+        set_err(errstr, errlen, "body is not valid JSON: %s is not a JSON number", shown);
+        goto done;
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
+        set_err(errstr, errlen, "body is JSON but not an object (got %s)", json_kind(obj));
+        st = HB_ERR_NOT_OBJECT;
+        goto done;
+    }
+    *root = obj;
+    obj = NULL;
+    st = HB_OK;
+done:
+    json_object_put(obj);
+    json_tokener_free(tok);
+    return st;
+}
+
+/* Flat detection. Most Cloud 66 payloads spread the stack's fields over the top level; a few
+ * nest them under "stack". The top level is taken as a flattened stack when it has
+ *   - no `stack` member (a nested stack is already where it belongs),
+ *   - a string `uid`, and
+ *   - at least 2 of stack_specific_fields.
+ * The last condition keeps other families apart: a future `server.*` payload has a top-level
+ * `uid` (the server's) and generic fields like name or status, but not a git branch or fqdn. */
+static int is_flat_stack(json_object *root) {
+    size_t n;
+    if (json_object_object_get_ex(root, "stack", NULL) || !get_str(root, "uid", &n))
+        return 0;
+    size_t hits = 0;
+    for (size_t i = 0; i < COUNT(stack_specific_fields); i++)
+        if (json_object_object_get_ex(root, stack_specific_fields[i], NULL))
+            hits++;
+    return hits >= 2;
+}
+
+/* Builds a new top level from a flat one: the stack fields go, in payload order, into a `stack`
+ * object placed where the first of them was; every other member stays where it was. */
+static hb_status_t gather_stack(json_object *root, json_object **out) {
+    json_object *data = json_object_new_object();
+    json_object *stack = NULL;
+    if (!data)
+        return HB_ERR_NOMEM;
+    json_object_object_foreach(root, key, val) {
+        json_object *dst = data;
+        if (in_list(key, stack_fields, COUNT(stack_fields))) {
+            if (!stack) {
+                stack = json_object_new_object();
+                if (!stack)
+                    goto fail;
+                if (json_object_object_add(data, "stack", stack) != 0) {
+                    json_object_put(stack);
+                    goto fail;
+                }
+            }
+            dst = stack;
+        }
+        /* Shared, not copied: both trees hold a reference until the old root is released. */
+        if (json_object_object_add(dst, key, json_object_get(val)) != 0) {
+            json_object_put(val);
+            goto fail;
+        }
+    }
+    *out = data;
+    return HB_OK;
+fail:
+    json_object_put(data);
+    return HB_ERR_NOMEM;
+}
+
+/* Applies the data rules to *root (which may be replaced): a flat stack is gathered under
+ * `stack`, and a `stack` that is only a uid string becomes {"uid": "..."} in place. */
+static hb_status_t reshape_data(json_object **root) {
+    json_object *stack;
+    if (is_flat_stack(*root)) {
+        json_object *data;
+        if (gather_stack(*root, &data) != HB_OK)
+            return HB_ERR_NOMEM;
+        json_object_put(*root);
+        *root = data;
+        return HB_OK;
+    }
+    if (json_object_object_get_ex(*root, "stack", &stack) &&
+        json_object_is_type(stack, json_type_string)) {
+        json_object *obj = json_object_new_object();
+        if (!obj)
+            return HB_ERR_NOMEM;
+        if (json_object_object_add(obj, "uid", json_object_get(stack)) != 0) {
+            json_object_put(stack);
+            json_object_put(obj);
+            return HB_ERR_NOMEM;
+        }
+        /* Replacing an existing key keeps its position in json-c, so `stack` stays put. */
+        if (json_object_object_add(*root, "stack", obj) != 0) {
+            json_object_put(obj);
+            return HB_ERR_NOMEM;
+        }
+    }
+    return HB_OK;
+}
+
+/* Finds the subject: the stack's uid when data.stack is an object with a string uid, else the
+ * top-level string uid, else none. */
+static void find_subject(json_object *data, norm_event_t *ev) {
+    json_object *stack;
+    if (json_object_object_get_ex(data, "stack", &stack) &&
+        json_object_is_type(stack, json_type_object) &&
+        (ev->subject = get_str(stack, "uid", &ev->subject_len)) != NULL) {
+        ev->names_stack = 1;
+        return;
+    }
+    ev->subject = get_str(data, "uid", &ev->subject_len);
+}
+
+/* Seconds that hbtime can format as years 0000-9999; the bound also keeps "* 1000" in range. */
+#define TS_MAX_SECS 253402300799LL
+
+/* Reads `timestamp` as Unix seconds: an integer, a number with a fraction (the integer part is
+ * taken) or a string of digits. Returns 0 when there is none fit to use. */
+static int payload_time_secs(json_object *data, int64_t *secs) {
+    json_object *ts;
+    if (!json_object_object_get_ex(data, "timestamp", &ts))
+        return 0;
+    switch (json_object_get_type(ts)) {
+    case json_type_int: {
+        /* A uint64 above INT64_MAX reads back as INT64_MAX, which the range check refuses. */
+        int64_t v = json_object_get_int64(ts);
+        if (v < -TS_MAX_SECS || v > TS_MAX_SECS)
+            return 0;
+        *secs = v;
+        return 1;
+    }
+    case json_type_double: {
+        double d = json_object_get_double(ts);
+        if (!isfinite(d) || d <= -(double)TS_MAX_SECS - 1 || d >= (double)TS_MAX_SECS + 1)
+            return 0;
+        *secs = (int64_t)d; /* truncation: the integer part */
+        return 1;
+    }
+    case json_type_string: {
+        const char *s = json_object_get_string(ts);
+        size_t n = (size_t)json_object_get_string_len(ts);
+        if (n == 0 || n > 12 || strspn(s, "0123456789") != n)
+            return 0;
+        long long v = strtoll(s, NULL, 10);
+        if (v > TS_MAX_SECS)
+            return 0;
+        *secs = (int64_t)v;
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+/* Formats the event time: the payload's timestamp, else the receive time, both to the second. */
+static size_t event_time(json_object *data, int64_t now_ms, char *out, size_t outlen) {
+    int64_t secs;
+    if (payload_time_secs(data, &secs)) {
+        size_t n = hbtime_rfc3339(secs * 1000, 0, out, outlen);
+        if (n)
+            return n;
+    }
+    return hbtime_rfc3339(now_ms, 0, out, outlen);
+}
+
+/* The uid comes from the client and the source is a URI-reference, so every byte outside RFC
+ * 3986's unreserved set is percent-encoded; Cloud 66 uids ("stack-550e...") pass unchanged. */
+static void put_source(buf_t *b, const char *prefix, const norm_event_t *ev) {
+    static const char hex[] = "0123456789ABCDEF";
+    buf_puts(b, prefix);
+    if (!ev->names_stack)
+        return;
+    buf_puts(b, "/stacks/");
+    for (size_t i = 0; i < ev->subject_len; i++) {
+        unsigned char c = (unsigned char)ev->subject[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            buf_putc(b, (char)c);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, sizeof e);
+        }
+    }
+}
+
+static void put_member(buf_t *b, const char *name, const char *val, size_t n) {
+    buf_putc(b, ',');
+    buf_json_str(b, name, strlen(name));
+    buf_putc(b, ':');
+    buf_json_str(b, val, n);
+}
+
+static void sha256_hex(const char *body, size_t len, char out[MSG_ID_LEN + 1]) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)body, len, md);
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[MSG_ID_LEN] = '\0';
+}
+
+/* Reads event_type: present, a string, no NUL inside (json-c's C string would cut it short). */
+static hb_status_t read_event_type(json_object *root, norm_event_t *ev, char *errstr,
+                                   size_t errlen) {
+    json_object *et;
+    if (!json_object_object_get_ex(root, "event_type", &et)) {
+        set_err(errstr, errlen, "missing string field event_type");
+        return HB_ERR_NO_TYPE;
+    }
+    if (!json_object_is_type(et, json_type_string)) {
+        set_err(errstr, errlen, "field event_type must be a string (got %s)", json_kind(et));
+        return HB_ERR_NO_TYPE;
+    }
+    ev->event_type = json_object_get_string(et);
+    ev->event_type_len = (size_t)json_object_get_string_len(et);
+    if (strlen(ev->event_type) != ev->event_type_len) {
+        set_err(errstr, errlen, "field event_type contains a NUL character");
+        return HB_ERR_NO_TYPE;
+    }
+    return HB_OK;
+}
+
+hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const char *body,
+                       size_t len, int64_t now_ms, msg_t *out, char *errstr, size_t errlen) {
+    static const char ct_structured[] = "application/cloudevents+json; charset=UTF-8";
+    static const char ct_json[] = "application/json";
+    hb_status_t st;
+    json_object *data = NULL;
+    buf_t env = {0}; /* the record value: the envelope, or in binary mode the data JSON */
+    buf_t source = {0};
+    buf_t type = {0};
+    norm_event_t ev = {0};
+    const char *data_json;
+    char family[ROUTE_NAME_MAX], topic[ROUTE_NAME_MAX], shown[ECHO_MAX + 4];
+    char time_s[HBTIME_RFC3339_LEN], recv_s[HBTIME_RFC3339_LEN];
+    int max_depth = opts->max_depth > 0 ? opts->max_depth : NORM_DEFAULT_DEPTH;
+    const char *prefix = opts->source && opts->source[0] ? opts->source : NORM_DEFAULT_SOURCE;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    set_err(errstr, errlen, "%s", "");
+    if (!body)
+        body = "";
+    st = parse_body(body, len, max_depth, &data, errstr, errlen);
+    if (st != HB_OK)
+        goto done;
+    st = read_event_type(data, &ev, errstr, errlen);
+    if (st != HB_OK)
+        goto done;
+    if (!route_family(router, ev.event_type, family, sizeof family)) {
+        echo_str(ev.event_type, ev.event_type_len, shown, sizeof shown);
+        set_err(errstr, errlen,
+                "event_type \"%s\" yields no family (its first segment must be 1 to %d "
+                "characters of A-Z a-z 0-9 _ -)",
+                shown, ROUTE_NAME_MAX - 1);
+        st = HB_ERR_NO_TYPE;
+        goto done;
+    }
+    if (!route_topic(router, family, topic, sizeof topic)) {
+        echo_str(ev.event_type, ev.event_type_len, shown, sizeof shown);
+        set_err(errstr, errlen, "event_type \"%s\" yields family \"%s\" with no valid topic name",
+                shown, family);
+        st = HB_ERR_NO_TYPE;
+        goto done;
+    }
+    /* ev.event_type stays valid: the reshaped tree holds a reference to the same string. */
+    if (reshape_data(&data) != HB_OK)
+        goto nomem;
+    find_subject(data, &ev);
+    if (!event_time(data, now_ms, time_s, sizeof time_s) ||
+        !hbtime_rfc3339(now_ms, 1, recv_s, sizeof recv_s)) {
+        set_err(errstr, errlen, "receive time %lld ms is out of range", (long long)now_ms);
+        st = HB_ERR_INVALID;
+        goto done;
+    }
+    sha256_hex(body, len, out->id);
+    put_source(&source, prefix, &ev);
+    buf_puts(&type, "com.cloud66.");
+    buf_append(&type, ev.event_type, ev.event_type_len);
+    data_json = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!buf_ok(&source) || !buf_ok(&type) || !data_json)
+        goto nomem;
+
+    if (opts->mode == NORM_BINARY) {
+        buf_puts(&env, data_json);
+    } else {
+        buf_puts(&env, "{\"specversion\":\"1.0\"");
+        put_member(&env, "id", out->id, MSG_ID_LEN);
+        put_member(&env, "source", source.data, source.len);
+        put_member(&env, "type", type.data, type.len);
+        if (ev.subject)
+            put_member(&env, "subject", ev.subject, ev.subject_len);
+        put_member(&env, "time", time_s, strlen(time_s));
+        put_member(&env, "datacontenttype", ct_json, sizeof ct_json - 1);
+        put_member(&env, "family", family, strlen(family));
+        put_member(&env, "receivedat", recv_s, strlen(recv_s));
+        buf_puts(&env, ",\"data\":");
+        buf_puts(&env, data_json);
+        buf_putc(&env, '}');
+    }
+    if (!buf_ok(&env))
+        goto nomem;
+
+    out->topic = strdup(topic);
+    if (!out->topic)
+        goto nomem;
+    if (ev.subject) {
+        out->key = malloc(ev.subject_len + 1);
+        if (!out->key)
+            goto nomem;
+        memcpy(out->key, ev.subject, ev.subject_len);
+        out->key[ev.subject_len] = '\0';
+        out->key_len = ev.subject_len;
+    }
+    if (opts->mode == NORM_BINARY) {
+        rc |= msg_add_header(out, "ce_specversion", "1.0", 3);
+        rc |= msg_add_header(out, "ce_id", out->id, MSG_ID_LEN);
+        rc |= msg_add_header(out, "ce_source", source.data, source.len);
+        rc |= msg_add_header(out, "ce_type", type.data, type.len);
+        if (ev.subject)
+            rc |= msg_add_header(out, "ce_subject", ev.subject, ev.subject_len);
+        rc |= msg_add_header(out, "ce_time", time_s, strlen(time_s));
+        rc |= msg_add_header(out, "ce_family", family, strlen(family));
+        rc |= msg_add_header(out, "ce_receivedat", recv_s, strlen(recv_s));
+        rc |= msg_add_header(out, "content-type", ct_json, sizeof ct_json - 1);
+    } else {
+        rc |= msg_add_header(out, "content-type", ct_structured, sizeof ct_structured - 1);
+    }
+    if (rc != 0)
+        goto nomem;
+    out->value = buf_steal(&env, &out->value_len);
+    out->accept_ms = now_ms;
+    st = HB_OK;
+    goto done;
+nomem:
+    set_err(errstr, errlen, "out of memory building the event");
+    st = HB_ERR_NOMEM;
+done:
+    if (st != HB_OK)
+        msg_free(out);
+    json_object_put(data);
+    buf_free(&env);
+    buf_free(&source);
+    buf_free(&type);
+    return st;
+}

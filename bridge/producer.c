@@ -1,0 +1,234 @@
+/* producer.c: librdkafka producer whose events are served by the libevent loop. */
+#include "producer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct producer {
+    struct event_base *base;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int pipefd[2];
+    struct event *wake;
+    producer_cbs_t cbs;
+    unsigned gen;
+    rd_kafka_conf_t *conf_template;    /* kept to rebuild the handle after a fatal error */
+};
+
+static const struct {
+    const char *name, *value;
+} defaults[] = {
+    {"enable.idempotence", "true"},
+    {"acks", "all"},
+    {"log.queue", "true"},
+    {"client.id", "hookbridge"},
+};
+
+rd_kafka_conf_t *producer_conf_build(const hb_config_t *cfg, char *errstr, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char rderr[512];
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (rd_kafka_conf_set(conf, defaults[i].name, defaults[i].value, rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errlen, "default %s: %s", defaults[i].name, rderr);
+            goto fail;
+        }
+    for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+        const cfg_kv_t *kv = &cfg->kafka[i];
+        if (rd_kafka_conf_set(conf, kv->name, kv->value, rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errlen, "%s:%d: kafka.%s: %s", cfg->path ? cfg->path : "config",
+                     kv->line, kv->name, rderr);
+            goto fail;
+        }
+        if (strcmp(kv->name, "acks") == 0 && strcmp(kv->value, "all") != 0 &&
+            strcmp(kv->value, "-1") != 0)
+            log_warn("kafka", "acks is not 'all': a 202 no longer means every in-sync replica "
+                              "has the event", "acks", kv->value, NULL);
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    producer_t *p = opaque;
+    p->cbs.delivered(p->cbs.arg, m->_private, m->err, p->gen);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    producer_t *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        log_error("kafka", "fatal producer error", "error", rd_kafka_err2name(ferr), "reason",
+                  fatal, NULL);
+        p->cbs.event(p->cbs.arg, PRODUCER_EV_FATAL, ferr, fatal);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        log_warn("kafka", "all brokers down", "reason", reason, NULL);
+        p->cbs.event(p->cbs.arg, PRODUCER_EV_BROKERS_DOWN, (rd_kafka_resp_err_t)err, reason);
+        return;
+    }
+    log_warn("kafka", "producer error", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+             "reason", reason, NULL);
+    p->cbs.event(p->cbs.arg, PRODUCER_EV_ERROR, (rd_kafka_resp_err_t)err, reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+    log_level_t lvl = level <= 3 ? LOG_LVL_ERROR
+                    : level == 4 ? LOG_LVL_WARN
+                    : level <= 6 ? LOG_LVL_INFO
+                                 : LOG_LVL_DEBUG;
+    log_at(lvl, "librdkafka", buf, "facility", fac, NULL);
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    (void)len;
+    producer_t *p = opaque;
+    p->cbs.event(p->cbs.arg, PRODUCER_EV_STATS, RD_KAFKA_RESP_ERR_NO_ERROR, json);
+    return 0; /* librdkafka frees json */
+}
+
+/* The io-event fd became readable: empty the pipe, then serve the main queue until empty.
+ * librdkafka writes to the pipe again only when the queue goes from empty to non-empty. */
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    producer_t *p = arg;
+    char drain[256];
+    while (read(fd, drain, sizeof drain) > 0) {
+    }
+    rd_kafka_poll(p->rk, 0);
+}
+
+static hb_status_t start_handle(producer_t *p, char *errstr, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf_template);
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
+    char rderr[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errlen, "cannot create the Kafka producer: %s", rderr);
+        return HB_ERR_KAFKA;
+    }
+    rd_kafka_set_log_queue(p->rk, NULL); /* logs to the main queue: served on the loop thread */
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], "1", 1);
+    p->gen++;
+    return HB_OK;
+}
+
+static void stop_handle(producer_t *p) {
+    if (!p->rk)
+        return;
+    rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+    rd_kafka_queue_destroy(p->mainq);
+    rd_kafka_destroy(p->rk);
+    p->rk = NULL;
+    p->mainq = NULL;
+}
+
+producer_t *producer_new(struct event_base *base, const hb_config_t *cfg,
+                         const producer_cbs_t *cbs, char *errstr, size_t errlen) {
+    producer_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    p->pipefd[0] = p->pipefd[1] = -1;
+    p->base = base;
+    p->cbs = *cbs;
+    if (!(p->conf_template = producer_conf_build(cfg, errstr, errlen)))
+        goto fail;
+    if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errstr, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    p->wake = event_new(base, p->pipefd[0], EV_READ | EV_PERSIST, on_wake, p);
+    if (!p->wake || event_add(p->wake, NULL) != 0) {
+        snprintf(errstr, errlen, "cannot watch the Kafka queue fd");
+        goto fail;
+    }
+    if (start_handle(p, errstr, errlen) != HB_OK)
+        goto fail;
+    return p;
+fail:
+    producer_free(p);
+    return NULL;
+}
+
+hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->header_cnt);
+    for (size_t i = 0; i < m->header_cnt; i++)
+        rd_kafka_header_add(hdrs, m->headers[i].name, -1, m->headers[i].value,
+                            (ssize_t)m->headers[i].value_len);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+        RD_KAFKA_V_VALUE(m->value, m->value_len), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return HB_OK; /* librdkafka owns hdrs now */
+    rd_kafka_headers_destroy(hdrs);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return HB_ERR_NOSPACE;
+    log_warn("kafka", "produce refused", "topic", m->topic, "error", rd_kafka_err2name(err),
+             NULL);
+    return HB_ERR_KAFKA;
+}
+
+hb_status_t producer_recreate(producer_t *p, char *errstr, size_t errlen) {
+    log_warn("kafka", "recreating the producer after a fatal error", "#generation",
+             (long long)p->gen, NULL);
+    /* Every message still inside the old handle gets a delivery report with a purge error,
+     * served here, so the caller spools each one before the handle is gone. */
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(p->rk, 5000);
+    rd_kafka_poll(p->rk, 0);
+    stop_handle(p);
+    return start_handle(p, errstr, errlen);
+}
+
+void producer_flush(producer_t *p, int timeout_ms) {
+    if (!p || !p->rk)
+        return;
+    rd_kafka_flush(p->rk, timeout_ms);
+    if (rd_kafka_outq_len(p->rk) > 0) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, 1000);
+    }
+    rd_kafka_poll(p->rk, 0);
+}
+
+unsigned producer_generation(const producer_t *p) { return p->gen; }
+int producer_outq_len(const producer_t *p) { return p->rk ? rd_kafka_outq_len(p->rk) : 0; }
+rd_kafka_t *producer_handle(producer_t *p) { return p->rk; }
+
+void producer_free(producer_t *p) {
+    if (!p)
+        return;
+    stop_handle(p);
+    if (p->wake)
+        event_free(p->wake);
+    if (p->pipefd[0] >= 0)
+        close(p->pipefd[0]);
+    if (p->pipefd[1] >= 0)
+        close(p->pipefd[1]);
+    if (p->conf_template)
+        rd_kafka_conf_destroy(p->conf_template);
+    free(p);
+}

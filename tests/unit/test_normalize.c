@@ -1,0 +1,702 @@
+/* test_normalize.c: the normaliser against golden envelopes, the data rules and every error.
+ *
+ * Goldens: tests/golden/<fixture>.json is the structured value plus one newline, and
+ * <fixture>.meta.json holds {"topic": ..., "key": ... or null}. Run with HB_GOLDEN_UPDATE=1 to
+ * rewrite them, then review every changed file by eye before committing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "normalize.h"
+#include "route.h"
+
+#define NOW_MS 1767225600123LL /* 2026-01-01T00:00:00.123Z */
+#define SEED_UID "stack-550e8400-e29b-41d4-a716"
+
+static const char *const seed_names[] = {
+    "application.health_check.failed", "application.integration.configured",
+    "application.integration.removed", "application.update.failed",
+    "application.update.pending", "application.update.started",
+    "application.update.succeeded", "stack.created",
+    "stack.deploy.started", "stack.provision.fail",
+    "stack.provision.ok", "stack.redeploy.fail",
+    "stack.redeploy.hook.fail", "stack.redeploy.ok",
+    "stack.stackscore.changed", "backup.verification.failed",
+    "managed_backup.fail",
+};
+
+static const char *const extra_names[] = {
+    "flat-extra-field", "nested-extra-field", "server.created", "stack-uid-string",
+    "no-timestamp",
+};
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *data = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = (n + 4096 + 1) * 2;
+            char *p = realloc(data, cap);
+            if (!p) {
+                free(data);
+                fclose(f);
+                return NULL;
+            }
+            data = p;
+        }
+        size_t got = fread(data + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    data[n] = '\0';
+    *len = n;
+    return data;
+}
+
+static void write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *read_fixture(const char *dir, const char *name, size_t *len) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s.json", HB_FIXTURES, dir, name);
+    char *body = read_file(path, len);
+    if (!body)
+        fail_msg("cannot read fixture %s", path);
+    return body;
+}
+
+static hb_status_t build(const char *body, size_t len, norm_mode_t mode, int max_depth,
+                         msg_t *out, char *err, size_t errlen) {
+    norm_opts_t opts = {.source = "/cloud66", .mode = mode, .max_depth = max_depth};
+    route_t *r = route_new(NULL);
+    assert_non_null(r);
+    hb_status_t st = norm_build(&opts, r, body, len, NOW_MS, out, err, errlen);
+    route_free(r);
+    return st;
+}
+
+static void build_ok(const char *body, size_t len, norm_mode_t mode, msg_t *out) {
+    char err[256] = "";
+    hb_status_t st = build(body, len, mode, 0, out, err, sizeof err);
+    if (st != HB_OK)
+        fail_msg("norm_build: %s: %s", hb_status_str(st), err);
+}
+
+/* Parses a record value and returns member `name` of its top level (owned by *root). */
+static json_object *member(const msg_t *m, json_object **root, const char *name) {
+    *root = json_tokener_parse(m->value);
+    assert_non_null(*root);
+    json_object *v = NULL;
+    json_object_object_get_ex(*root, name, &v);
+    return v;
+}
+
+static const char *str_member(json_object *o, const char *name) {
+    json_object *v;
+    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* Checks one fixture against its golden files, or rewrites them under HB_GOLDEN_UPDATE. */
+static void check_golden(const char *dir, const char *name) {
+    size_t len, glen;
+    char path[1024];
+    msg_t m;
+    char *body = read_fixture(dir, name, &len);
+    build_ok(body, len, NORM_STRUCTURED, &m);
+
+    /* the meta sidecar: topic and key, written with json-c so the key is escaped properly */
+    json_object *meta = json_object_new_object();
+    json_object_object_add(meta, "topic", json_object_new_string(m.topic));
+    json_object_object_add(meta, "key",
+                           m.key ? json_object_new_string_len(m.key, (int)m.key_len) : NULL);
+    const char *meta_s = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
+
+    if (getenv("HB_GOLDEN_UPDATE")) {
+        snprintf(path, sizeof path, "%s/%s.json", HB_GOLDEN, name);
+        char *withnl = malloc(m.value_len + 1);
+        assert_non_null(withnl);
+        memcpy(withnl, m.value, m.value_len);
+        withnl[m.value_len] = '\n';
+        write_file(path, withnl, m.value_len + 1);
+        free(withnl);
+        snprintf(path, sizeof path, "%s/%s.meta.json", HB_GOLDEN, name);
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%s\n", meta_s);
+        assert_true(n > 0 && (size_t)n < sizeof line);
+        write_file(path, line, (size_t)n);
+    }
+
+    snprintf(path, sizeof path, "%s/%s.json", HB_GOLDEN, name);
+    char *golden = read_file(path, &glen);
+    if (!golden)
+        fail_msg("missing golden %s (generate with HB_GOLDEN_UPDATE=1, then review it)", path);
+    assert_int_equal(glen, m.value_len + 1);
+    assert_int_equal(golden[glen - 1], '\n');
+    golden[glen - 1] = '\0';
+    assert_string_equal(m.value, golden);
+    assert_memory_equal(m.value, golden, m.value_len);
+
+    snprintf(path, sizeof path, "%s/%s.meta.json", HB_GOLDEN, name);
+    char *gmeta = read_file(path, &glen);
+    assert_non_null(gmeta);
+    json_object *want = json_tokener_parse(gmeta);
+    assert_non_null(want);
+    assert_string_equal(m.topic, str_member(want, "topic"));
+    const char *want_key = str_member(want, "key");
+    if (want_key) {
+        assert_non_null(m.key);
+        assert_int_equal(m.key_len, strlen(want_key));
+        assert_memory_equal(m.key, want_key, m.key_len);
+    } else {
+        assert_null(m.key);
+        assert_int_equal(m.key_len, 0);
+    }
+
+    /* structured mode: exactly one header */
+    assert_int_equal(m.header_cnt, 1);
+    assert_string_equal(m.headers[0].name, "content-type");
+    assert_string_equal(m.headers[0].value, "application/cloudevents+json; charset=UTF-8");
+    assert_int_equal(m.accept_ms, NOW_MS);
+    assert_int_equal(strlen(m.id), 64);
+
+    json_object_put(want);
+    json_object_put(meta);
+    free(gmeta);
+    free(golden);
+    free(body);
+    msg_free(&m);
+}
+
+static void test_seed_goldens(void **state) {
+    (void)state;
+    assert_int_equal(sizeof seed_names / sizeof *seed_names, 17);
+    for (size_t i = 0; i < sizeof seed_names / sizeof *seed_names; i++)
+        check_golden("seeds", seed_names[i]);
+}
+
+static void test_extra_goldens(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof extra_names / sizeof *extra_names; i++)
+        check_golden("extra", extra_names[i]);
+}
+
+/* Every seed names the same stack, whatever its shape. */
+static void test_seed_envelopes_name_the_stack(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof seed_names / sizeof *seed_names; i++) {
+        size_t len;
+        msg_t m;
+        json_object *root;
+        char *body = read_fixture("seeds", seed_names[i], &len);
+        build_ok(body, len, NORM_STRUCTURED, &m);
+        json_object *data = member(&m, &root, "data");
+        assert_non_null(data);
+        json_object *stack;
+        assert_true(json_object_object_get_ex(data, "stack", &stack));
+        assert_string_equal(str_member(stack, "uid"), SEED_UID);
+        /* no stack field is left at the top level of data */
+        assert_false(json_object_object_get_ex(data, "uid", NULL));
+        assert_false(json_object_object_get_ex(data, "redeploy_hook", NULL));
+        assert_string_equal(str_member(data, "event_type"), seed_names[i]);
+        assert_string_equal(str_member(root, "subject"), SEED_UID);
+        assert_string_equal(str_member(root, "source"), "/cloud66/stacks/" SEED_UID);
+        assert_string_equal(str_member(root, "time"), "2025-09-04T18:37:59Z");
+        assert_string_equal(str_member(root, "receivedat"), "2026-01-01T00:00:00.123Z");
+        assert_string_equal(m.key, SEED_UID);
+        json_object_put(root);
+        free(body);
+        msg_free(&m);
+    }
+}
+
+static json_object *data_stack_of(const char *dir, const char *name, json_object **root) {
+    size_t len;
+    msg_t m;
+    char *body = read_fixture(dir, name, &len);
+    build_ok(body, len, NORM_STRUCTURED, &m);
+    json_object *data = member(&m, root, "data");
+    json_object *stack = NULL;
+    assert_non_null(data);
+    assert_true(json_object_object_get_ex(data, "stack", &stack));
+    free(body);
+    msg_free(&m);
+    return stack;
+}
+
+static void test_flat_and_nested_same_stack(void **state) {
+    (void)state;
+    json_object *r1, *r2;
+    /* the flat seed stack.created and the nested seed stack.redeploy.ok carry one stack */
+    json_object *flat = data_stack_of("seeds", "stack.created", &r1);
+    json_object *nested = data_stack_of("seeds", "stack.redeploy.ok", &r2);
+    assert_int_equal(json_object_object_length(flat), 33);
+    assert_true(json_object_equal(flat, nested));
+    json_object_put(r1);
+    json_object_put(r2);
+
+    /* the same with unknown top-level fields: they stay at the top level, nothing moves in */
+    flat = data_stack_of("extra", "flat-extra-field", &r1);
+    nested = data_stack_of("extra", "nested-extra-field", &r2);
+    assert_true(json_object_equal(flat, nested));
+    assert_false(json_object_object_get_ex(flat, "update_type", NULL));
+    json_object *d1, *d2;
+    json_object_object_get_ex(r1, "data", &d1);
+    json_object_object_get_ex(r2, "data", &d2);
+    assert_string_equal(str_member(d1, "update_type"), "full_deploy");
+    assert_string_equal(str_member(d1, "requested_by"), "ops@example.com");
+    /* and so the whole data is equal (json_object_equal ignores member order) */
+    assert_true(json_object_equal(d1, d2));
+    /* the stack sits where the flat payload's first stack field (uid) was */
+    struct json_object_iterator it = json_object_iter_begin(d1);
+    const char *order[] = {"timestamp", "event_type", "stack", "update_type", "requested_by"};
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(json_object_iter_peek_name(&it), order[i]);
+        json_object_iter_next(&it);
+    }
+    json_object_put(r1);
+    json_object_put(r2);
+}
+
+static void test_stack_as_string(void **state) {
+    (void)state;
+    size_t len;
+    msg_t m;
+    json_object *root;
+    char *body = read_fixture("extra", "stack-uid-string", &len);
+    build_ok(body, len, NORM_STRUCTURED, &m);
+    json_object *data = member(&m, &root, "data");
+    json_object *stack;
+    assert_true(json_object_object_get_ex(data, "stack", &stack));
+    assert_true(json_object_is_type(stack, json_type_object));
+    assert_int_equal(json_object_object_length(stack), 1);
+    assert_string_equal(str_member(stack, "uid"), SEED_UID);
+    assert_string_equal(str_member(root, "subject"), SEED_UID);
+    assert_string_equal(str_member(root, "source"), "/cloud66/stacks/" SEED_UID);
+    assert_string_equal(m.key, SEED_UID);
+    assert_string_equal(m.topic, "cloud66.stack");
+    /* the object replaces the string in place: stack is still the third member */
+    struct json_object_iterator it = json_object_iter_begin(data);
+    json_object_iter_next(&it);
+    json_object_iter_next(&it);
+    assert_string_equal(json_object_iter_peek_name(&it), "stack");
+    json_object_put(root);
+    free(body);
+    msg_free(&m);
+}
+
+static void test_unknown_family(void **state) {
+    (void)state;
+    size_t len;
+    msg_t m;
+    json_object *root;
+    char *body = read_fixture("extra", "server.created", &len);
+    build_ok(body, len, NORM_STRUCTURED, &m);
+    assert_string_equal(m.topic, "cloud66.server");
+    assert_string_equal(m.key, "server-9f8e7d6c-5b4a-3c2d-1e0f");
+    json_object *data = member(&m, &root, "data");
+    assert_string_equal(str_member(root, "family"), "server");
+    assert_string_equal(str_member(root, "type"), "com.cloud66.server.created");
+    assert_string_equal(str_member(root, "source"), "/cloud66");
+    assert_string_equal(str_member(root, "subject"), "server-9f8e7d6c-5b4a-3c2d-1e0f");
+    /* a server's uid, name and status are not a stack's: nothing is gathered */
+    assert_false(json_object_object_get_ex(data, "stack", NULL));
+    assert_string_equal(str_member(data, "uid"), "server-9f8e7d6c-5b4a-3c2d-1e0f");
+    assert_string_equal(str_member(data, "name"), "web-1");
+    json_object_put(root);
+    free(body);
+    msg_free(&m);
+}
+
+static void test_flat_detection_threshold(void **state) {
+    (void)state;
+    msg_t m;
+    json_object *root;
+    /* one stack-specific field is not enough */
+    const char *one = "{\"event_type\":\"server.created\",\"uid\":\"server-1\",\"name\":\"w\","
+                      "\"cloud\":\"aws\"}";
+    build_ok(one, strlen(one), NORM_STRUCTURED, &m);
+    json_object *data = member(&m, &root, "data");
+    assert_false(json_object_object_get_ex(data, "stack", NULL));
+    assert_string_equal(str_member(root, "source"), "/cloud66");
+    json_object_put(root);
+    msg_free(&m);
+    /* two are; generic names move with them, unknown ones stay */
+    const char *two = "{\"event_type\":\"x.y\",\"other\":1,\"name\":\"n\",\"uid\":\"s-2\","
+                      "\"cloud\":\"aws\",\"fqdn\":\"a.example\"}";
+    build_ok(two, strlen(two), NORM_STRUCTURED, &m);
+    const char *want_data = ",\"data\":{\"event_type\":\"x.y\",\"other\":1,\"stack\":{\"name\":"
+                            "\"n\",\"uid\":\"s-2\",\"cloud\":\"aws\",\"fqdn\":\"a.example\"}}}";
+    assert_non_null(strstr(m.value, want_data));
+    assert_string_equal(m.key, "s-2");
+    msg_free(&m);
+    /* a non-string uid never makes a flat stack */
+    const char *numuid = "{\"event_type\":\"x.y\",\"uid\":7,\"cloud\":\"aws\",\"fqdn\":\"f\"}";
+    build_ok(numuid, strlen(numuid), NORM_STRUCTURED, &m);
+    assert_non_null(strstr(m.value, ",\"data\":{\"event_type\":\"x.y\",\"uid\":7,"));
+    assert_null(strstr(m.value, "\"subject\""));
+    assert_null(m.key);
+    msg_free(&m);
+}
+
+static void test_no_subject(void **state) {
+    (void)state;
+    msg_t m;
+    const char *body = "{\"event_type\":\"account.updated\",\"timestamp\":0}";
+    build_ok(body, strlen(body), NORM_STRUCTURED, &m);
+    assert_null(m.key);
+    assert_int_equal(m.key_len, 0);
+    assert_string_equal(m.topic, "cloud66.account");
+    /* printf '%s' '{"event_type":"account.updated","timestamp":0}' | sha256sum */
+    assert_string_equal(m.value,
+                        "{\"specversion\":\"1.0\","
+                        "\"id\":\"f94753d14c99a2082a8c03529059103f"
+                        "ad362261afe873940842761945fbad91\","
+                        "\"source\":\"/cloud66\",\"type\":\"com.cloud66.account.updated\","
+                        "\"time\":\"1970-01-01T00:00:00Z\","
+                        "\"datacontenttype\":\"application/json\","
+                        "\"family\":\"account\",\"receivedat\":\"2026-01-01T00:00:00.123Z\","
+                        "\"data\":{\"event_type\":\"account.updated\",\"timestamp\":0}}");
+    msg_free(&m);
+}
+
+static void test_binary_mode(void **state) {
+    (void)state;
+    size_t len;
+    msg_t s, b;
+    char *body = read_fixture("seeds", "application.health_check.failed", &len);
+    build_ok(body, len, NORM_STRUCTURED, &s);
+    build_ok(body, len, NORM_BINARY, &b);
+    /* the value is exactly the structured envelope's data */
+    const char *data = strstr(s.value, ",\"data\":");
+    assert_non_null(data);
+    data += strlen(",\"data\":");
+    assert_int_equal(b.value_len, strlen(data) - 1);
+    assert_memory_equal(b.value, data, b.value_len);
+    assert_int_equal(b.value[0], '{');
+    assert_string_equal(b.topic, s.topic);
+    assert_string_equal(b.key, SEED_UID);
+    assert_string_equal(b.id, s.id);
+    const char *want[][2] = {
+        {"ce_specversion", "1.0"},
+        {"ce_id", s.id},
+        {"ce_source", "/cloud66/stacks/" SEED_UID},
+        {"ce_type", "com.cloud66.application.health_check.failed"},
+        {"ce_subject", SEED_UID},
+        {"ce_time", "2025-09-04T18:37:59Z"},
+        {"ce_family", "application"},
+        {"ce_receivedat", "2026-01-01T00:00:00.123Z"},
+        {"content-type", "application/json"},
+    };
+    assert_int_equal(b.header_cnt, sizeof want / sizeof *want);
+    for (size_t i = 0; i < b.header_cnt; i++) {
+        assert_string_equal(b.headers[i].name, want[i][0]);
+        assert_int_equal(b.headers[i].value_len, strlen(want[i][1]));
+        assert_string_equal(b.headers[i].value, want[i][1]);
+    }
+    msg_free(&s);
+    msg_free(&b);
+    free(body);
+
+    /* without a subject there is no ce_subject header */
+    const char *anon = "{\"event_type\":\"account.updated\"}";
+    build_ok(anon, strlen(anon), NORM_BINARY, &b);
+    assert_null(msg_header(&b, "ce_subject"));
+    assert_int_equal(b.header_cnt, 8);
+    assert_string_equal(b.value, anon);
+    msg_free(&b);
+}
+
+static void test_id_is_sha256_of_body(void **state) {
+    (void)state;
+    msg_t m;
+    /* printf '%s' '{"event_type":"stack.created","uid":"s-1"}' | sha256sum */
+    const char *body = "{\"event_type\":\"stack.created\",\"uid\":\"s-1\"}";
+    build_ok(body, strlen(body), NORM_STRUCTURED, &m);
+    assert_string_equal(m.id, "e87e12d2f33db7bf5c20ca8733432ddbf2a3a2469f3cf52080d7f152eed5c8f2");
+    assert_non_null(strstr(m.value, "\"id\":\"e87e12d2f33db7bf5c20ca8733432ddbf2a3a2469f3cf5208"
+                                    "0d7f152eed5c8f2\""));
+    msg_free(&m);
+    /* sha256sum tests/fixtures/seeds/stack.created.json: the raw bytes, newline included */
+    size_t len;
+    char *seed = read_fixture("seeds", "stack.created", &len);
+    build_ok(seed, len, NORM_BINARY, &m);
+    assert_string_equal(m.id, "5c98cd595bcc8cf36384397b85c65e6dfa39b306173ea34ef876a6056831bb07");
+    msg_free(&m);
+    free(seed);
+}
+
+static const char *time_of(const char *body, int64_t now_ms) {
+    static char t[64];
+    msg_t m;
+    char err[256];
+    norm_opts_t opts = {.source = "/cloud66"};
+    route_t *r = route_new(NULL);
+    assert_int_equal(norm_build(&opts, r, body, strlen(body), now_ms, &m, err, sizeof err), HB_OK);
+    json_object *root;
+    json_object *v = member(&m, &root, "time");
+    assert_non_null(v);
+    snprintf(t, sizeof t, "%s", json_object_get_string(v));
+    json_object_put(root);
+    msg_free(&m);
+    route_free(r);
+    return t;
+}
+
+static void test_time(void **state) {
+    (void)state;
+    /* no timestamp: the receive time, without its milliseconds (truncated, not rounded) */
+    assert_string_equal(time_of("{\"event_type\":\"a.b\"}", NOW_MS), "2026-01-01T00:00:00Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\"}", 1757011079999LL),
+                        "2025-09-04T18:37:59Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":1757011079}", NOW_MS),
+                        "2025-09-04T18:37:59Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":1757011079.97}", NOW_MS),
+                        "2025-09-04T18:37:59Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":1.757011079e9}", NOW_MS),
+                        "2025-09-04T18:37:59Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":\"1757011079\"}", NOW_MS),
+                        "2025-09-04T18:37:59Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":0}", NOW_MS),
+                        "1970-01-01T00:00:00Z");
+    /* unusable: the receive time */
+    const char *bad[] = {
+        "{\"event_type\":\"a.b\",\"timestamp\":\"17570x1079\"}",
+        "{\"event_type\":\"a.b\",\"timestamp\":\"\"}",
+        "{\"event_type\":\"a.b\",\"timestamp\":\"-5\"}",
+        "{\"event_type\":\"a.b\",\"timestamp\":true}",
+        "{\"event_type\":\"a.b\",\"timestamp\":null}",
+        "{\"event_type\":\"a.b\",\"timestamp\":[1757011079]}",
+        "{\"event_type\":\"a.b\",\"timestamp\":99999999999999}",
+        "{\"event_type\":\"a.b\",\"timestamp\":18446744073709551615}",
+        "{\"event_type\":\"a.b\",\"timestamp\":1e300}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_string_equal(time_of(bad[i], NOW_MS), "2026-01-01T00:00:00Z");
+
+    /* the no-timestamp fixture: time from now_ms, data unchanged */
+    size_t len;
+    msg_t m;
+    json_object *root;
+    char *body = read_fixture("extra", "no-timestamp", &len);
+    build_ok(body, len, NORM_STRUCTURED, &m);
+    json_object *data = member(&m, &root, "data");
+    assert_false(json_object_object_get_ex(data, "timestamp", NULL));
+    assert_string_equal(str_member(root, "time"), "2026-01-01T00:00:00Z");
+    json_object_put(root);
+    msg_free(&m);
+    free(body);
+}
+
+static void test_escaping_and_source_encoding(void **state) {
+    (void)state;
+    msg_t m;
+    json_object *root;
+    /* quote in the event type, slash and space in the uid, non-ASCII text kept as UTF-8 */
+    const char *body = "{\"event_type\":\"stack.x\\\"y\",\"stack\":{\"uid\":\"a/b c\"},"
+                       "\"note\":\"caf\xc3\xa9 </x>\"}";
+    build_ok(body, strlen(body), NORM_STRUCTURED, &m);
+    assert_non_null(member(&m, &root, "data"));
+    assert_string_equal(str_member(root, "type"), "com.cloud66.stack.x\"y");
+    assert_string_equal(str_member(root, "subject"), "a/b c");
+    assert_string_equal(str_member(root, "source"), "/cloud66/stacks/a%2Fb%20c");
+    assert_string_equal(str_member(root, "family"), "stack");
+    assert_non_null(strstr(m.value, "\"note\":\"caf\xc3\xa9 </x>\""));
+    assert_string_equal(m.key, "a/b c");
+    json_object_put(root);
+    msg_free(&m);
+    /* the edges of well-formed UTF-8 pass: U+10FFFF, U+FFFF, U+D7FF, U+0080 */
+    const char *edges = "{\"event_type\":\"a.b\",\"x\":\"\xf4\x8f\xbf\xbf \xef\xbf\xbf "
+                        "\xed\x9f\xbf \xc2\x80\"}";
+    build_ok(edges, strlen(edges), NORM_BINARY, &m);
+    assert_string_equal(m.value, edges);
+    msg_free(&m);
+    /* a NUL escaped inside a uid survives into the key, with its length */
+    const char *nul = "{\"event_type\":\"a.b\",\"uid\":\"x\\u0000y\"}";
+    build_ok(nul, strlen(nul), NORM_STRUCTURED, &m);
+    assert_int_equal(m.key_len, 3);
+    assert_memory_equal(m.key, "x\0y", 3);
+    assert_non_null(strstr(m.value, "\"subject\":\"x\\u0000y\""));
+    msg_free(&m);
+}
+
+static void test_custom_router(void **state) {
+    (void)state;
+    char err[256];
+    msg_t m;
+    route_t *r = route_new("prod.");
+    assert_int_equal(route_add_rule(r, "stack.redeploy.*", "deploy", err, sizeof err), HB_OK);
+    assert_int_equal(route_set_topic(r, "deploy", "deploys", err, sizeof err), HB_OK);
+    norm_opts_t opts = {.source = "/c66/eu"};
+    const char *body = "{\"event_type\":\"stack.redeploy.ok\",\"stack\":\"s-9\"}";
+    assert_int_equal(norm_build(&opts, r, body, strlen(body), NOW_MS, &m, err, sizeof err), HB_OK);
+    assert_string_equal(m.topic, "deploys");
+    assert_non_null(strstr(m.value, "\"source\":\"/c66/eu/stacks/s-9\""));
+    assert_non_null(strstr(m.value, "\"family\":\"deploy\""));
+    msg_free(&m);
+    const char *other = "{\"event_type\":\"stack.created\",\"stack\":\"s-9\"}";
+    assert_int_equal(norm_build(&opts, r, other, strlen(other), NOW_MS, &m, err, sizeof err),
+                     HB_OK);
+    assert_string_equal(m.topic, "prod.stack");
+    msg_free(&m);
+    route_free(r);
+}
+
+typedef struct bad_case {
+    const char *body;
+    size_t len; /* 0: strlen(body) */
+    int max_depth;
+    hb_status_t want;
+    const char *errstr; /* exact */
+} bad_case_t;
+
+static void test_errors(void **state) {
+    (void)state;
+    static const char nul_body[] = "{\"event_type\":\"a.b\",\0\"x\":1}";
+    char deep[200];
+    size_t n = 0;
+    n += (size_t)snprintf(deep, sizeof deep, "{\"event_type\":\"a.b\",\"x\":");
+    for (int i = 0; i < 70; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 70; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    const bad_case_t cases[] = {
+        {"{\"event_type\":\"stack.created\",}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 30"},
+        {"{\"event_type\":\"stack.created\"} x", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 31"},
+        {"{\"event_type\":\"stack.created\"}{}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 30"},
+        {"{\"event_type\":", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected end of data at offset 14"},
+        {"", 0, 0, HB_ERR_JSON, "body is empty: expected a JSON object"},
+        {" \r\n", 0, 0, HB_ERR_JSON, "body is empty: expected a JSON object"},
+        {"{\"event_type\":\"a.b\",\"x\":NaN}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: NaN is not a JSON number"},
+        {"{\"event_type\":\"a.b\",\"x\":[-Infinity]}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: -Infinity is not a JSON number"},
+        {"{\"event_type\":\"a.b\",\"x\":1.}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: 1. is not a JSON number"},
+        {"[{\"event_type\":\"a.b\"}]", 0, 0, HB_ERR_NOT_OBJECT,
+         "body is JSON but not an object (got array)"},
+        {"\"stack.created\"", 0, 0, HB_ERR_NOT_OBJECT,
+         "body is JSON but not an object (got string)"},
+        {"42", 0, 0, HB_ERR_NOT_OBJECT, "body is JSON but not an object (got number)"},
+        {"null", 0, 0, HB_ERR_NOT_OBJECT, "body is JSON but not an object (got null)"},
+        {"{\"uid\":\"s-1\"}", 0, 0, HB_ERR_NO_TYPE, "missing string field event_type"},
+        {"{\"event_type\":7}", 0, 0, HB_ERR_NO_TYPE,
+         "field event_type must be a string (got number)"},
+        {"{\"event_type\":null}", 0, 0, HB_ERR_NO_TYPE,
+         "field event_type must be a string (got null)"},
+        {"{\"event_type\":\"a\\u0000b.c\"}", 0, 0, HB_ERR_NO_TYPE,
+         "field event_type contains a NUL character"},
+        {"{\"event_type\":\"\"}", 0, 0, HB_ERR_NO_TYPE,
+         "event_type \"\" yields no family (its first segment must be 1 to 249 characters of "
+         "A-Z a-z 0-9 _ -)"},
+        {"{\"event_type\":\"bad \\\"type\\\".x\"}", 0, 0, HB_ERR_NO_TYPE,
+         "event_type \"bad ?type?.x\" yields no family (its first segment must be 1 to 249 "
+         "characters of A-Z a-z 0-9 _ -)"},
+        {nul_body, sizeof nul_body - 1, 0, HB_ERR_INVALID, "body contains a NUL byte at offset 20"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\xff\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        /* truncated sequence, overlong '/', UTF-16 surrogate, above U+10FFFF, in a key */
+        {"{\"event_type\":\"a.b\",\"x\":\"\xc3\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\xc0\xaf\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\xed\xa0\x80\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\xf4\x90\x80\x80\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        {"{\"\xe2\x82\":1}", 0, 0, HB_ERR_INVALID, "body is not valid UTF-8 at offset 2"},
+        {deep, 0, 0, HB_ERR_JSON, "body is JSON nested deeper than 64 levels"},
+        /* depth counts values: {"x":{"y":1}} is 3 deep */
+        {"{\"event_type\":\"a.b\",\"x\":{\"y\":{\"z\":1}}}", 0, 3, HB_ERR_JSON,
+         "body is JSON nested deeper than 3 levels"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const bad_case_t *c = &cases[i];
+        msg_t m;
+        char err[256] = "";
+        memset(&m, 0xa5, sizeof m);
+        size_t len = c->len ? c->len : strlen(c->body);
+        hb_status_t st = build(c->body, len, NORM_STRUCTURED, c->max_depth, &m, err, sizeof err);
+        if (st != c->want || strcmp(err, c->errstr) != 0)
+            fail_msg("case %zu: got %s \"%s\", want %s \"%s\"", i, hb_status_str(st), err,
+                     hb_status_str(c->want), c->errstr);
+        /* on error the record is zeroed */
+        assert_null(m.topic);
+        assert_null(m.key);
+        assert_null(m.value);
+        assert_null(m.headers);
+        assert_int_equal(m.header_cnt, 0);
+        assert_string_equal(m.id, "");
+    }
+    /* the depth limit is inclusive: exactly max_depth is fine */
+    msg_t m;
+    char err[256];
+    const char *three = "{\"event_type\":\"a.b\",\"x\":{\"y\":1}}";
+    assert_int_equal(build(three, strlen(three), NORM_STRUCTURED, 3, &m, err, sizeof err), HB_OK);
+    msg_free(&m);
+}
+
+static void test_error_echo_is_capped(void **state) {
+    (void)state;
+    char body[1200];
+    char err[512];
+    msg_t m;
+    int n = snprintf(body, sizeof body, "{\"event_type\":\"");
+    for (int i = 0; i < 1000; i++)
+        body[n++] = 'x';
+    n += snprintf(body + n, sizeof body - (size_t)n, " y.z\"}");
+    assert_int_equal(build(body, (size_t)n, NORM_STRUCTURED, 0, &m, err, sizeof err),
+                     HB_ERR_NO_TYPE);
+    assert_true(strlen(err) < 200);
+    assert_non_null(strstr(err, "xxx...\" yields no family"));
+    /* a short errstr buffer is truncated, not overrun */
+    char tiny[8];
+    assert_int_equal(build(body, (size_t)n, NORM_STRUCTURED, 0, &m, tiny, sizeof tiny),
+                     HB_ERR_NO_TYPE);
+    assert_string_equal(tiny, "event_t");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_goldens),
+        cmocka_unit_test(test_extra_goldens),
+        cmocka_unit_test(test_seed_envelopes_name_the_stack),
+        cmocka_unit_test(test_flat_and_nested_same_stack),
+        cmocka_unit_test(test_stack_as_string),
+        cmocka_unit_test(test_unknown_family),
+        cmocka_unit_test(test_flat_detection_threshold),
+        cmocka_unit_test(test_no_subject),
+        cmocka_unit_test(test_binary_mode),
+        cmocka_unit_test(test_id_is_sha256_of_body),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_escaping_and_source_encoding),
+        cmocka_unit_test(test_custom_router),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_error_echo_is_capped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
