@@ -1,10 +1,12 @@
-/* bridge.c: wires the webhook listener to the normaliser and the dispatcher. */
+/* bridge.c: wires the webhook listener to the normaliser and the dispatcher, and the admin
+ * listener to both. */
 #include "bridge.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "dispatch.h"
 #include "hbtime.h"
 #include "http.h"
@@ -19,6 +21,7 @@ struct bridge {
     norm_opts_t norm;
     dispatch_t *dispatch;
     http_server_t *http;
+    admin_t *admin; /* NULL when admin.listen is empty; reads http and dispatch */
     void (*done)(void *);
     void *done_arg;
 };
@@ -133,22 +136,36 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
         goto fail;
     if (!(b->http = http_new(base, cfg, on_webhook, b, errstr, errlen)))
         goto fail;
+    if (cfg->admin_listen && *cfg->admin_listen) {
+        admin_sources_t src = {.http = b->http, .dispatch = b->dispatch};
+        if (!(b->admin = admin_new(base, cfg, &src, errstr, errlen)))
+            goto fail;
+    } else {
+        log_info("admin", "admin listener off (admin.listen is empty)", NULL);
+    }
     return b;
 fail:
     bridge_free(b);
     return NULL;
 }
 
+static void on_flushed(void *arg) {
+    bridge_t *b = arg;
+    if (b->done)
+        b->done(b->done_arg);
+}
+
 static void on_dispatch_stopped(void *arg) {
     bridge_t *b = arg;
     log_info("bridge", "every accepted event is safe; stopping", NULL);
-    if (b->done)
-        b->done(b->done_arg);
+    /* The answers just given must reach their clients before the loop ends. */
+    http_when_flushed(b->http, on_flushed, b);
 }
 
 void bridge_shutdown(bridge_t *b, void (*done)(void *arg), void *arg) {
     b->done = done;
     b->done_arg = arg;
+    admin_set_stopping(b->admin);
     http_stop_accepting(b->http);
     dispatch_shutdown(b->dispatch, on_dispatch_stopped, b);
 }
@@ -156,6 +173,7 @@ void bridge_shutdown(bridge_t *b, void (*done)(void *arg), void *arg) {
 void bridge_free(bridge_t *b) {
     if (!b)
         return;
+    admin_free(b->admin); /* first: it reads the listener and the dispatcher */
     http_free(b->http);
     dispatch_free(b->dispatch);
     route_free(b->router);

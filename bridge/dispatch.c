@@ -53,12 +53,36 @@ struct dispatch {
     void *stopped_arg;
 
     dispatch_stats_t st;
+    dispatch_topic_stats_t *topics; /* see dispatch_topic_stats() */
+    size_t topic_cnt;
+    dispatch_kafka_stats_cb kafka_stats_cb;
+    void *kafka_stats_arg;
 };
 
 static const int64_t lat_bounds[] = DISPATCH_LAT_BOUNDS;
 
 static void drain_kick(dispatch_t *d);
 static void check_stopped(dispatch_t *d);
+
+/* The counters of topic, created on first sight; NULL when out of memory (not counted). */
+static dispatch_topic_stats_t *topic_stats(dispatch_t *d, const char *topic) {
+    for (size_t i = 0; i < d->topic_cnt; i++)
+        if (strcmp(d->topics[i].topic, topic) == 0)
+            return &d->topics[i];
+    if (d->topic_cnt == DISPATCH_TOPICS_MAX)
+        return &d->topics[DISPATCH_TOPICS_MAX - 1]; /* the overflow entry, made below */
+    const char *name = d->topic_cnt == DISPATCH_TOPICS_MAX - 1 ? DISPATCH_TOPIC_OVERFLOW : topic;
+    dispatch_topic_stats_t *grown = realloc(d->topics, (d->topic_cnt + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    d->topics = grown;
+    dispatch_topic_stats_t *t = &d->topics[d->topic_cnt];
+    memset(t, 0, sizeof *t);
+    if (!(t->topic = strdup(name)))
+        return NULL;
+    d->topic_cnt++;
+    return t;
+}
 
 static void pending_maybe_free(pending_t *p) {
     if (p->answered && !p->in_kafka && !p->in_commit) {
@@ -71,8 +95,12 @@ static void answer(dispatch_t *d, pending_t *p, hb_status_t st) {
     if (p->answered)
         return;
     p->answered = 1;
-    if (st != HB_OK)
+    if (st != HB_OK) {
         d->st.rejected++;
+        dispatch_topic_stats_t *t = topic_stats(d, p->msg.topic);
+        if (t)
+            t->rejected++;
+    }
     p->done(p->ctx, st, p->msg.id);
 }
 
@@ -102,6 +130,8 @@ static void to_spool(dispatch_t *d, pending_t *p) {
     uint64_t seq;
     hb_status_t st = spool_append(d->spool, &p->msg, &seq);
     if (st != HB_OK) {
+        d->st.spool_fail_ms = hbtime_mono_ms();
+        d->st.spool_fail_st = st;
         log_error("dispatch", "cannot spool event", "id", p->msg.id, "topic", p->msg.topic,
                   "reason", hb_status_str(st), NULL);
         answer(d, p, st);
@@ -125,15 +155,22 @@ static void on_commit(evutil_socket_t fd, short what, void *arg) {
     dispatch_t *d = arg;
     d->commit_armed = 0;
     hb_status_t st = spool_sync(d->spool);
-    if (st != HB_OK)
+    if (st != HB_OK) {
+        d->st.spool_fail_ms = hbtime_mono_ms();
+        d->st.spool_fail_st = st;
         log_error("dispatch", "spool sync failed: events of this commit are refused",
                   "reason", hb_status_str(st), NULL);
+    }
     pending_t *p;
     while ((p = TAILQ_FIRST(&d->commit)) != NULL) {
         TAILQ_REMOVE(&d->commit, p, commit_link);
         p->in_commit = 0;
-        if (st == HB_OK && !p->answered)
+        if (st == HB_OK && !p->answered) {
             d->st.spooled++;
+            dispatch_topic_stats_t *t = topic_stats(d, p->msg.topic);
+            if (t)
+                t->spooled++;
+        }
         answer(d, p, st);
         pending_maybe_free(p);
     }
@@ -230,6 +267,8 @@ static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t e
         spool_ack(d->spool, r->seq);
         d->st.drained++;
         set_kafka_up(d, 1);
+        if (spool_pending(d->spool) == 0)
+            log_info("dispatch", "spool drained", "#drained", (long long)d->st.drained, NULL);
     } else {
         spool_nack(d->spool, r->seq);
         if (d->st.kafka_up || d->drain_backoff_ms == 0)
@@ -266,6 +305,9 @@ static void on_delivered(void *arg, void *opaque, rd_kafka_resp_err_t err, unsig
             d->st.duplicates++;
         } else {
             d->st.published++;
+            dispatch_topic_stats_t *t = topic_stats(d, p->msg.topic);
+            if (t)
+                t->published++;
             observe_latency(d, hbtime_mono_ms() - p->sent_ms);
         }
         answer(d, p, HB_OK);
@@ -356,6 +398,10 @@ static void on_producer_event(void *arg, producer_event_t ev, rd_kafka_resp_err_
         break;
     case PRODUCER_EV_BROKERS_DOWN:
         set_kafka_up(d, 0);
+        break;
+    case PRODUCER_EV_STATS:
+        if (d->kafka_stats_cb)
+            d->kafka_stats_cb(d->kafka_stats_arg, reason);
         break;
     default:
         break;
@@ -452,6 +498,17 @@ fail:
 }
 
 void dispatch_get_stats(const dispatch_t *d, dispatch_stats_t *out) { *out = d->st; }
+
+const dispatch_topic_stats_t *dispatch_topic_stats(const dispatch_t *d, size_t *n) {
+    *n = d->topic_cnt;
+    return d->topics;
+}
+
+void dispatch_set_kafka_stats_cb(dispatch_t *d, dispatch_kafka_stats_cb cb, void *arg) {
+    d->kafka_stats_cb = cb;
+    d->kafka_stats_arg = arg;
+}
+
 spool_t *dispatch_spool(dispatch_t *d) { return d->spool; }
 producer_t *dispatch_producer(dispatch_t *d) { return d->producer; }
 
@@ -493,5 +550,8 @@ void dispatch_free(dispatch_t *d) {
     if (d->recreate_ev)
         event_free(d->recreate_ev);
     spool_close(d->spool);
+    for (size_t i = 0; i < d->topic_cnt; i++)
+        free(d->topics[i].topic);
+    free(d->topics);
     free(d);
 }

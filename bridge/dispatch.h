@@ -41,6 +41,8 @@ typedef struct dispatch_stats {
     uint64_t drain_inflight; /* spooled records being republished */
     uint64_t recreated;      /* producer recreations after fatal errors */
     int kafka_up;            /* 1 after a delivery succeeded, 0 after a failure or outage */
+    int64_t spool_fail_ms;   /* monotonic ms of the last failed spool append or sync; 0: none */
+    hb_status_t spool_fail_st; /* and its status (HB_ERR_NOSPACE: full, else a disk error) */
     /* accept-to-ack latency of live publishes, in histogram buckets (see DISPATCH_LAT_BUCKETS) */
     uint64_t lat_count, lat_sum_ms;
     uint64_t lat_buckets[12];
@@ -48,6 +50,20 @@ typedef struct dispatch_stats {
 
 /* Upper bounds (ms) of the latency buckets; the last bucket is +Inf. */
 #define DISPATCH_LAT_BOUNDS {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000}
+
+/* Outcomes counted by Kafka topic (the topic, unlike the family, is in every msg_t). Topic
+ * names come from the payload's event_type, which nobody signs, so at most
+ * DISPATCH_TOPICS_MAX topics get their own entry; later ones share DISPATCH_TOPIC_OVERFLOW. */
+#define DISPATCH_TOPICS_MAX 64
+#define DISPATCH_TOPIC_OVERFLOW "_other"
+typedef struct dispatch_topic_stats {
+    char *topic; /* owned by the dispatcher */
+    uint64_t published, spooled, rejected; /* as in dispatch_stats_t */
+} dispatch_topic_stats_t;
+
+/* Receives librdkafka's statistics JSON (every kafka statistics.interval.ms); json is valid
+ * during the call only. */
+typedef void (*dispatch_kafka_stats_cb)(void *arg, const char *json);
 
 /* Takes ownership of spool (closed by dispatch_free). cfg is read during the call only. */
 dispatch_t *dispatch_new(struct event_base *base, const hb_config_t *cfg, spool_t *spool,
@@ -61,6 +77,11 @@ void dispatch_submit(dispatch_t *d, msg_t *m, dispatch_done_cb done, void *ctx);
 void dispatch_shutdown(dispatch_t *d, void (*stopped)(void *arg), void *arg);
 
 void dispatch_get_stats(const dispatch_t *d, dispatch_stats_t *out);
+/* The per-topic counters, *n entries, first-seen order; owned by d and valid until the next
+ * event is dispatched. */
+const dispatch_topic_stats_t *dispatch_topic_stats(const dispatch_t *d, size_t *n);
+/* Sets (cb NULL: clears) the one receiver of librdkafka's statistics. arg must outlive it. */
+void dispatch_set_kafka_stats_cb(dispatch_t *d, dispatch_kafka_stats_cb cb, void *arg);
 spool_t *dispatch_spool(dispatch_t *d);
 struct producer *dispatch_producer(dispatch_t *d);
 

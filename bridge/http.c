@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
+#include "auth.h"
 #include "buf.h"
+#include "hbtime.h"
 #include "log.h"
 
 struct http_server {
@@ -20,9 +23,16 @@ struct http_server {
     int port;
     struct evhttp_bound_socket *bound;
     char *path;
+    size_t path_len;
     size_t max_body;
+    auth_t *auth;            /* NULL when no access control is configured */
+    uint64_t auth_failures;  /* requests denied by auth (401 or 403) */
     http_webhook_cb cb;
     void *arg;
+    uint64_t answers[HTTP_EP__COUNT][500]; /* by endpoint and status - 100 */
+    uint64_t replies_unsent; /* answers handed to evhttp and not yet written out */
+    void (*flushed)(void *);
+    void *flushed_arg;
 };
 
 struct http_req {
@@ -61,8 +71,30 @@ void http_send_json(struct evhttp_request *req, int status, const char *json, si
         evbuffer_free(out);
 }
 
-static void send_error(struct evhttp_request *req, int status, const char *code,
-                       const char *detail, int retry_after_s) {
+static void on_reply_sent(struct evhttp_request *req, void *arg) {
+    (void)req;
+    http_server_t *s = arg;
+    s->replies_unsent--;
+    if (s->replies_unsent == 0 && s->flushed) {
+        void (*cb)(void *) = s->flushed;
+        s->flushed = NULL;
+        cb(s->flushed_arg);
+    }
+}
+
+/* Every answer of this listener goes through here, so the counters see each one once. */
+static void send_counted(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req,
+                         int status, const char *json, size_t len) {
+    if (status >= 100 && status <= 599)
+        s->answers[ep][status - 100]++;
+    /* Counted until the answer has left for the socket, so a stop can wait for it. */
+    s->replies_unsent++;
+    evhttp_request_set_on_complete_cb(req, on_reply_sent, s);
+    http_send_json(req, status, json, len);
+}
+
+static void send_error(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req,
+                       int status, const char *code, const char *detail, int retry_after_s) {
     buf_t b = {0};
     buf_puts(&b, "{\"error\":");
     buf_json_str(&b, code, strlen(code));
@@ -75,16 +107,16 @@ static void send_error(struct evhttp_request *req, int status, const char *code,
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
     }
     if (buf_ok(&b))
-        http_send_json(req, status, b.data, b.len);
+        send_counted(s, ep, req, status, b.data, b.len);
     else
-        http_send_json(req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
+        send_counted(s, ep, req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
     buf_free(&b);
 }
 
 void http_reply_accepted(http_req_t *r, const char *id) {
     char body[128];
     int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", id);
-    http_send_json(r->ev, 202, body, (size_t)n);
+    send_counted(r->srv, HTTP_EP_WEBHOOK, r->ev, 202, body, (size_t)n);
     free(r);
 }
 
@@ -92,7 +124,7 @@ void http_reply_error(http_req_t *r, int status, const char *code, const char *d
                       int retry_after_s) {
     log_info("http", "request refused", "peer", r->peer, "#status", (long long)status, "error",
              code, "detail", detail, NULL);
-    send_error(r->ev, status, code, detail, retry_after_s);
+    send_error(r->srv, HTTP_EP_WEBHOOK, r->ev, status, code, detail, retry_after_s);
     free(r);
 }
 
@@ -120,12 +152,90 @@ static int is_json_type(const char *ct) {
            strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-static void refuse(struct evhttp_request *req, int status, const char *code, const char *detail) {
+static void refuse(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req, int status,
+                   const char *code, const char *detail) {
     char peer[64];
     peer_of(req, peer, sizeof peer);
     log_info("http", "request refused", "peer", peer, "#status", (long long)status, "error", code,
              "detail", detail, NULL);
-    send_error(req, status, code, detail, 0);
+    send_error(s, ep, req, status, code, detail, 0);
+}
+
+/* The direct peer's address alone (no port), for auth. */
+static void peer_addr_of(struct evhttp_request *req, char *out, size_t len) {
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c)
+        evhttp_connection_get_peer(c, &addr, &port);
+    snprintf(out, len, "%s", addr ? addr : "");
+}
+
+/* Every X-Forwarded-For header, joined with ", " in arrival order (RFC 7230 3.2.2), so the
+ * right-most hop is the right-most entry. NULL when there is none. Caller frees. */
+static char *forwarded_for(struct evkeyvalq *headers) {
+    buf_t b = {0};
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, headers, next) {
+        if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+            continue;
+        if (b.len)
+            buf_puts(&b, ", ");
+        buf_puts(&b, h->value);
+    }
+    if (!b.len || !buf_ok(&b)) {
+        buf_free(&b);
+        return NULL;
+    }
+    char *out = strndup(b.data, b.len);
+    buf_free(&b);
+    return out;
+}
+
+/* Runs the access-control check; 0 when allowed, else the request has been answered. */
+static int check_auth(http_server_t *s, struct evhttp_request *req, const char *path_token,
+                      const char *body, size_t len) {
+    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (query)
+        evhttp_parse_query_str(query, &params); /* a malformed query just has no token */
+    char peer[INET6_ADDRSTRLEN + 8];
+    peer_addr_of(req, peer, sizeof peer);
+    char *xff = forwarded_for(hdrs);
+    auth_input_t in = {
+        .path_token = path_token,
+        .query_token = evhttp_find_header(&params, "token"),
+        .authorization = evhttp_find_header(hdrs, "Authorization"),
+        .peer = peer,
+        .forwarded_for = xff,
+        .wh_id = evhttp_find_header(hdrs, "webhook-id"),
+        .wh_timestamp = evhttp_find_header(hdrs, "webhook-timestamp"),
+        .wh_signature = evhttp_find_header(hdrs, "webhook-signature"),
+        .hub_signature = evhttp_find_header(hdrs, "X-Hub-Signature-256"),
+        .body = body,
+        .body_len = len,
+        .now_s = hbtime_now_ms() / 1000,
+    };
+    auth_result_t r;
+    auth_check(s->auth, &in, &r);
+    free(xff);
+    evhttp_clear_headers(&params);
+    if (r.allowed)
+        return 0;
+    s->auth_failures++;
+    char peerport[64];
+    peer_of(req, peerport, sizeof peerport);
+    /* Only the verdict is logged: never the token, the credentials or a signature. */
+    log_warn("http", "request denied by access control", "peer", peerport, "client", r.client,
+             "#status", (long long)r.status, "error", r.error, "detail", r.detail, NULL);
+    if (r.want_basic)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Basic realm=\"hookbridge\", charset=\"UTF-8\"");
+    send_error(s, HTTP_EP_WEBHOOK, req, r.status, r.error, r.detail, 0);
+    return -1;
 }
 
 static void on_request(struct evhttp_request *req, void *arg) {
@@ -140,50 +250,68 @@ static void on_request(struct evhttp_request *req, void *arg) {
     if (strcmp(path, "/healthz") == 0) {
         if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
             evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-            refuse(req, 405, "method_not_allowed", "use GET on /healthz");
+            refuse(s, HTTP_EP_HEALTHZ, req, 405, "method_not_allowed", "use GET on /healthz");
             return;
         }
-        http_send_json(req, 200, "{\"status\":\"ok\"}\n", 16);
+        send_counted(s, HTTP_EP_HEALTHZ, req, 200, "{\"status\":\"ok\"}\n", 16);
         return;
     }
-    if (strcmp(path, s->path) != 0) {
-        snprintf(detail, sizeof detail, "no endpoint at %.200s", path);
-        refuse(req, 404, "not_found", detail);
+    /* With tokens configured, "<path>/<token>" is the webhook path too. */
+    const char *path_token = NULL;
+    int under = strncmp(path, s->path, s->path_len) == 0 && path[s->path_len] == '/';
+    if (under && auth_uses_tokens(s->auth) && path[s->path_len + 1] &&
+        !strchr(path + s->path_len + 1, '/')) {
+        path_token = path + s->path_len + 1;
+    } else if (strcmp(path, s->path) != 0) {
+        /* What follows the webhook path may be a (wrong or mistyped) token: keep it out of the
+         * answer and the log. */
+        if (under)
+            snprintf(detail, sizeof detail, "no endpoint at %.200s/...", s->path);
+        else
+            snprintf(detail, sizeof detail, "no endpoint at %.200s", path);
+        refuse(s, HTTP_EP_OTHER, req, 404, "not_found", detail);
         return;
     }
     if (method != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        refuse(req, 405, "method_not_allowed", "webhooks are delivered with POST");
-        return;
-    }
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    if (!is_json_type(ct)) {
-        snprintf(detail, sizeof detail, "content type must be application/json, got %.100s",
-                 ct ? ct : "none");
-        refuse(req, 415, "unsupported_media_type", detail);
+        refuse(s, HTTP_EP_WEBHOOK, req, 405, "method_not_allowed",
+               "webhooks are delivered with POST");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
+    /* Access control before anything else about the request: a stranger learns nothing from
+     * our content-type or size answers. The body is already read (HMAC needs it); one
+     * contiguous view, without a copy when it already is one chunk. */
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    if (s->auth && check_auth(s, req, path_token, body, len) != 0)
+        return;
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    if (!is_json_type(ct)) {
+        snprintf(detail, sizeof detail, "content type must be application/json, got %.100s",
+                 ct ? ct : "none");
+        refuse(s, HTTP_EP_WEBHOOK, req, 415, "unsupported_media_type", detail);
+        return;
+    }
     if (len > s->max_body) {
         snprintf(detail, sizeof detail, "body is %zu bytes, the limit is %zu", len, s->max_body);
-        refuse(req, 413, "body_too_large", detail);
+        refuse(s, HTTP_EP_WEBHOOK, req, 413, "body_too_large", detail);
         return;
     }
     if (len == 0) {
-        refuse(req, 400, "empty_body", "the body is empty; expected a JSON object");
+        refuse(s, HTTP_EP_WEBHOOK, req, 400, "empty_body",
+               "the body is empty; expected a JSON object");
         return;
     }
     http_req_t *r = calloc(1, sizeof *r);
     if (!r) {
-        send_error(req, 503, "nomem", "out of memory", 1);
+        send_error(s, HTTP_EP_WEBHOOK, req, 503, "nomem", "out of memory", 1);
         return;
     }
     r->ev = req;
     r->srv = s;
     peer_of(req, r->peer, sizeof r->peer);
-    /* One contiguous view of the body, without a copy when it already is one chunk. */
-    const char *body = (const char *)evbuffer_pullup(in, -1);
+    log_debug("http", "request received", "peer", r->peer, "#bytes", (long long)len, NULL);
     s->cb(s->arg, r, body, len);
 }
 
@@ -248,6 +376,13 @@ http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_we
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }
+    s->path_len = strlen(s->path);
+    if (!(s->auth = auth_from_config(cfg, errstr, errlen)))
+        goto fail;
+    if (!auth_enabled(s->auth)) {
+        auth_free(s->auth);
+        s->auth = NULL;
+    }
     s->base = base;
     s->cb = cb;
     s->arg = arg;
@@ -272,7 +407,8 @@ http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_we
     char addr[320];
     snprintf(addr, sizeof addr, "%.*s:%d", (int)(strrchr(cfg->http_listen, ':') - cfg->http_listen),
              cfg->http_listen, s->port);
-    log_info("http", "listening", "addr", addr, "path", s->path, NULL);
+    log_info("http", "listening", "addr", addr, "path", s->path, "access_control",
+             s->auth ? "on" : "off", NULL);
     return s;
 fail:
     http_free(s);
@@ -280,6 +416,31 @@ fail:
 }
 
 int http_port(const http_server_t *s) { return s->port; }
+
+uint64_t http_auth_failures(const http_server_t *s) { return s ? s->auth_failures : 0; }
+
+uint64_t http_answer_count(const http_server_t *s, http_endpoint_t ep, int status) {
+    if ((unsigned)ep >= HTTP_EP__COUNT || status < 100 || status > 599)
+        return 0;
+    return s->answers[ep][status - 100];
+}
+
+const char *http_endpoint_name(http_endpoint_t ep) {
+    switch (ep) {
+    case HTTP_EP_WEBHOOK: return "webhook";
+    case HTTP_EP_HEALTHZ: return "healthz";
+    default: return "other";
+    }
+}
+
+void http_when_flushed(http_server_t *s, void (*cb)(void *arg), void *arg) {
+    if (s->replies_unsent == 0) {
+        cb(arg);
+        return;
+    }
+    s->flushed = cb;
+    s->flushed_arg = arg;
+}
 
 void http_stop_accepting(http_server_t *s) {
     /* Closing the listener stops new connections; open ones finish their requests. */
@@ -294,6 +455,7 @@ void http_free(http_server_t *s) {
         return;
     if (s->evh)
         evhttp_free(s->evh);
+    auth_free(s->auth);
     free(s->path);
     free(s);
 }

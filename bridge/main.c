@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "bridge.h"
 #include "config.h"
 #include "log.h"
@@ -34,11 +35,17 @@ static hb_config_t *load_config(const char *path) {
         fprintf(stderr, "hookbridge: %s\n", path ? err : "out of memory");
         return NULL;
     }
-    /* Routing and librdkafka settings are checked by their owners, with the file's lines. */
+    /* Routing, access-control and librdkafka settings are checked by their owners, with the
+     * file's lines. */
     route_t *r = bridge_router_from_config(cfg, err, sizeof err);
     if (!r)
         goto fail;
     route_free(r);
+    /* CIDRs and secrets are parsed by auth.c, which common/config.c cannot see. */
+    auth_t *a = auth_from_config(cfg, err, sizeof err);
+    if (!a)
+        goto fail;
+    auth_free(a);
     rd_kafka_conf_t *kc = producer_conf_build(cfg, err, sizeof err);
     if (!kc)
         goto fail;
@@ -80,10 +87,20 @@ typedef struct run_state {
     struct event_base *base;
     bridge_t *bridge;
     int stopping;
+    int64_t shutdown_timeout_ms;
 } run_state_t;
 
 static void on_stopped(void *arg) {
     run_state_t *rs = arg;
+    event_base_loopexit(rs->base, NULL);
+}
+
+/* Bounds the wait for answers to reach clients that stopped reading. */
+static void on_flush_deadline(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    run_state_t *rs = arg;
+    log_warn("main", "some answers were not written out before the stop deadline", NULL);
     event_base_loopexit(rs->base, NULL);
 }
 
@@ -99,6 +116,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     log_info("main", "stopping: no new connections, finishing in-flight events", "signal",
              strsignal((int)sig), NULL);
     bridge_shutdown(rs->bridge, on_stopped, rs);
+    /* Everything is safe in Kafka or the spool by then; this only bounds how long answers may
+     * take to reach slow clients. */
+    struct timeval tv = {(time_t)(rs->shutdown_timeout_ms / 1000 + 5), 0};
+    event_base_once(rs->base, -1, EV_TIMEOUT, on_flush_deadline, rs, &tv);
 }
 
 int main(int argc, char **argv) {
@@ -143,12 +164,14 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     log_set_level((log_level_t)cfg->log_level);
+    int64_t shutdown_timeout_ms = cfg->producer_shutdown_timeout_ms;
     signal(SIGPIPE, SIG_IGN);
 
     int rc = EXIT_RUNTIME;
     char err[1024];
     run_state_t rs = {0};
     struct event *sigterm = NULL, *sigint = NULL;
+    rs.shutdown_timeout_ms = shutdown_timeout_ms;
     rs.base = event_base_new();
     if (!rs.base) {
         fprintf(stderr, "hookbridge: cannot create the event loop\n");

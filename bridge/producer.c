@@ -27,6 +27,7 @@ static const struct {
     {"acks", "all"},
     {"log.queue", "true"},
     {"client.id", "hookbridge"},
+    {"statistics.interval.ms", "5000"}, /* feeds /metrics (broker states); 0 turns it off */
 };
 
 rd_kafka_conf_t *producer_conf_build(const hb_config_t *cfg, char *errstr, size_t errlen) {

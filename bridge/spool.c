@@ -1470,7 +1470,9 @@ hb_status_t spool_ack(spool_t *s, uint64_t seq) {
     }
     s->st.acked++;
     mark_done(s, seq, e, ST_ACKED);
-    if (++s->acks_since_ckpt >= CKPT_EVERY && low_water(s) != s->ckpt_lw)
+    /* Also when the spool just emptied: one small write then spares a restart from replaying
+     * the whole drain. */
+    if ((++s->acks_since_ckpt >= CKPT_EVERY || s->records == 0) && low_water(s) != s->ckpt_lw)
         ckpt_write(s);
     return HB_OK;
 }

@@ -95,7 +95,9 @@
 
 typedef struct spool spool_t;
 
-/* Write hooks, for tests that inject a full or failing disk. NULL members mean the POSIX call. */
+/* Write hooks, for tests that inject a full or failing disk. NULL members mean the POSIX call.
+ * They cover the segment files (header and record writes, spool_sync's fdatasync); the
+ * checkpoint and quarantine copies use POSIX directly. */
 typedef struct spool_io {
     ssize_t (*write)(int fd, const void *buf, size_t n);
     int (*fdatasync)(int fd);
@@ -116,7 +118,9 @@ typedef struct spool_stats {
     int64_t oldest_accept_ms;  /* accept time of the oldest unacked record; 0 if none */
     uint64_t appended;         /* since open */
     uint64_t acked;            /* since open */
-    uint64_t replayed;         /* records found at open that were acked before a crash */
+    uint64_t replayed;         /* records at or above the checkpoint found at open: each may
+                                * have been acked before a crash (the spool cannot tell which,
+                                * so this is an upper bound on the duplicates) */
     uint64_t quarantined;      /* corrupt records or segments moved aside, since open */
     uint64_t truncated_bytes;  /* torn-tail bytes cut at open */
     uint64_t sync_count;       /* fdatasync calls, to see group commit work */

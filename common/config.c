@@ -9,14 +9,21 @@
 
 #include "log.h"
 
-typedef enum cfg_type { CFG_INT, CFG_BOOL, CFG_STRING, CFG_ENUM, CFG_FREEFORM } cfg_type_t;
+typedef enum cfg_type {
+    CFG_INT,
+    CFG_BOOL,
+    CFG_STRING,
+    CFG_ENUM,
+    CFG_FREEFORM,
+    CFG_STRLIST /* list of strings, stored as cfg_strlist_t; default always empty */
+} cfg_type_t;
 
 typedef struct cfg_option {
     const char *name;           /* dotted path in the file */
     cfg_type_t type;
     size_t offset;              /* into hb_config_t */
     const char *def;            /* default, as text */
-    int64_t min, max;           /* ints: the range; strings: min/max length */
+    int64_t min, max;           /* ints: the range; strings and list entries: min/max length */
     const char *const *choices; /* enums: NULL-terminated, stored as the index */
     const char *help;
 } cfg_option_t;
@@ -78,6 +85,23 @@ static const cfg_option_t options[] = {
      "Group commit: events spooled within this window share one fdatasync."},
     {"spool.drain_max_inflight", CFG_INT, OFF(spool_drain_max_inflight), "10000", 1, 1000000,
      NULL, "Most spooled events being published at once while draining."},
+    {"auth.tokens", CFG_STRLIST, OFF(auth_tokens), "()", 16, 256, NULL,
+     "Secret tokens; a webhook must carry one as <http.path>/<token> or ?token=<token>. "
+     "Empty: no token check."},
+    {"auth.basic_users", CFG_STRLIST, OFF(auth_basic_users), "()", 3, 512, NULL,
+     "\"user:password\" pairs accepted as HTTP Basic credentials. Empty: no Basic check."},
+    {"auth.allow_from", CFG_STRLIST, OFF(auth_allow_from), "()", 2, 64, NULL,
+     "CIDRs (IPv4 or IPv6) a webhook may come from; others get 403. Empty: any address."},
+    {"auth.trusted_proxies", CFG_STRLIST, OFF(auth_trusted_proxies), "()", 2, 64, NULL,
+     "CIDRs of proxies whose X-Forwarded-For is believed when checking auth.allow_from."},
+    {"auth.standard_webhooks_secrets", CFG_STRLIST, OFF(auth_standard_webhooks_secrets), "()",
+     7, 1024, NULL,
+     "whsec_<base64> secrets; webhooks must carry a valid Standard Webhooks signature. Any "
+     "one matching passes (rotation)."},
+    {"auth.github_secrets", CFG_STRLIST, OFF(auth_github_secrets), "()", 1, 1024, NULL,
+     "Secrets for X-Hub-Signature-256 (HMAC-SHA256 of the body); any one matching passes."},
+    {"auth.signature_tolerance_s", CFG_INT, OFF(auth_signature_tolerance_s), "300", 1, 86400,
+     NULL, "Largest gap, either way, between webhook-timestamp and the receive time."},
     {"kafka", CFG_FREEFORM, 0, "{}", 0, 0, NULL,
      "librdkafka properties, '.' written as '_' (bootstrap_servers = \"host:9092\"); passed "
      "through unchanged. Defaults: enable.idempotence=true, acks=all."},
@@ -102,6 +126,18 @@ static int64_t *int_field(hb_config_t *c, const cfg_option_t *o) {
 }
 static char **str_field(hb_config_t *c, const cfg_option_t *o) {
     return (char **)((char *)c + o->offset);
+}
+
+static cfg_strlist_t *list_field(hb_config_t *c, const cfg_option_t *o) {
+    return (cfg_strlist_t *)((char *)c + o->offset);
+}
+
+static void strlist_clear(cfg_strlist_t *l) {
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i]);
+    free(l->items);
+    free(l->lines);
+    memset(l, 0, sizeof *l);
 }
 
 static int enum_index(const cfg_option_t *o, const char *s) {
@@ -130,6 +166,7 @@ hb_config_t *config_new(void) {
                 goto fail;
             break;
         case CFG_FREEFORM:
+        case CFG_STRLIST: /* every list default is empty */
             break;
         }
     }
@@ -150,9 +187,12 @@ static void kv_free(cfg_kv_t *kv, size_t n) {
 void config_free(hb_config_t *c) {
     if (!c)
         return;
-    for (size_t i = 0; i < N_OPTIONS; i++)
+    for (size_t i = 0; i < N_OPTIONS; i++) {
         if (options[i].type == CFG_STRING)
             free(*str_field(c, &options[i]));
+        else if (options[i].type == CFG_STRLIST)
+            strlist_clear(list_field(c, &options[i]));
+    }
     kv_free(c->routing_rules, c->routing_rules_cnt);
     kv_free(c->routing_topics, c->routing_topics_cnt);
     kv_free(c->kafka, c->kafka_cnt);
@@ -277,6 +317,40 @@ static int load_topics(hb_config_t *c, const config_setting_t *g, const char *pa
     return 0;
 }
 
+/* A list or array of strings; a later setting of the same option replaces an earlier one. The
+ * entries are not echoed in errors: some are secrets. */
+static int load_strlist(hb_config_t *c, const cfg_option_t *o, const config_setting_t *s,
+                        const char *path, char *errstr, size_t errlen) {
+    if (!config_setting_is_list(s) && !config_setting_is_array(s))
+        ERR_AT(s, "%s must be a list of strings: %s = ( \"...\", \"...\" );", o->name,
+               strrchr(o->name, '.') + 1);
+    cfg_strlist_t *l = list_field(c, o);
+    strlist_clear(l);
+    size_t n = (size_t)config_setting_length(s);
+    if (n == 0)
+        return 0;
+    if (!(l->items = calloc(n, sizeof *l->items)) || !(l->lines = calloc(n, sizeof *l->lines)))
+        ERR_AT(s, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        int line = config_setting_source_line(e);
+        if (line <= 0)
+            line = config_setting_source_line(s);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            ERR_AT(s, "%s[%zu] must be a string", o->name, i);
+        const char *v = config_setting_get_string(e);
+        size_t len = strlen(v);
+        if ((int64_t)len < o->min || (int64_t)len > o->max)
+            return set_errf(errstr, errlen, "%s:%d: %s[%zu] must be %lld to %lld characters long",
+                            path, line, o->name, i, (long long)o->min, (long long)o->max);
+        if (!(l->items[i] = strdup(v)))
+            ERR_AT(s, "out of memory");
+        l->lines[i] = line;
+        l->count = i + 1;
+    }
+    return 0;
+}
+
 static int load_option(hb_config_t *c, const cfg_option_t *o, const config_setting_t *s,
                        const char *path, char *errstr, size_t errlen) {
     int t = config_setting_type(s);
@@ -327,6 +401,8 @@ static int load_option(hb_config_t *c, const cfg_option_t *o, const config_setti
         *str_field(c, o) = dup;
         return 0;
     }
+    case CFG_STRLIST:
+        return load_strlist(c, o, s, path, errstr, errlen);
     case CFG_FREEFORM:
         if (strcmp(o->name, "kafka") == 0)
             return load_kafka(c, s, path, errstr, errlen);
@@ -404,7 +480,8 @@ fail:
 }
 
 void config_print_reference(FILE *out) {
-    static const char *const type_names[] = {"integer", "boolean", "string", "enum", "group"};
+    static const char *const type_names[] = {"integer", "boolean", "string", "enum", "group",
+                                               "string list"};
     fprintf(out, "| option | type | default | range | meaning |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const cfg_option_t *o = &options[i];
@@ -413,6 +490,9 @@ void config_print_reference(FILE *out) {
             snprintf(range, sizeof range, "%lld to %lld", (long long)o->min, (long long)o->max);
         else if (o->type == CFG_STRING)
             snprintf(range, sizeof range, "%lld to %lld chars", (long long)o->min,
+                     (long long)o->max);
+        else if (o->type == CFG_STRLIST)
+            snprintf(range, sizeof range, "entries %lld to %lld chars", (long long)o->min,
                      (long long)o->max);
         else if (o->type == CFG_ENUM)
             for (int k = 0; o->choices[k]; k++) {

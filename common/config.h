@@ -3,6 +3,8 @@
  *
  * Every option has a type, a default, a range and one line of help in the table; the sample file
  * conf/hookbridge.conf, `--check-config` and `--print-config-reference` all come from it.
+ * List options (CFG_STRLIST) hold strings whose meaning their owner checks (auth.c: CIDRs,
+ * secrets); the reader only checks that each entry is a non-empty string.
  * Three groups are free-form and checked by their owners: `kafka` (librdkafka properties, names
  * with '.' written as '_', passed through unchanged), `routing.rules` and `routing.topics`.
  */
@@ -19,6 +21,14 @@ typedef struct cfg_kv {
     char *value;
     int line;
 } cfg_kv_t;
+
+/* A list of strings (CFG_STRLIST options), with the line of each entry (for error messages).
+ * Owned by the config. */
+typedef struct cfg_strlist {
+    char **items;
+    int *lines;
+    size_t count;
+} cfg_strlist_t;
 
 typedef enum cfg_envelope_mode { CFG_MODE_STRUCTURED = 0, CFG_MODE_BINARY = 1 } cfg_envelope_mode_t;
 
@@ -58,6 +68,15 @@ typedef struct hb_config {
     int64_t spool_segment_bytes;
     int64_t spool_commit_window_ms;
     int64_t spool_drain_max_inflight;
+
+    /* auth: access control on the webhook endpoint (checked by bridge/auth.c) */
+    cfg_strlist_t auth_tokens;
+    cfg_strlist_t auth_basic_users;
+    cfg_strlist_t auth_allow_from;
+    cfg_strlist_t auth_trusted_proxies;
+    cfg_strlist_t auth_standard_webhooks_secrets;
+    cfg_strlist_t auth_github_secrets;
+    int64_t auth_signature_tolerance_s;
 
     cfg_kv_t *kafka; /* librdkafka property (dots restored) = value, in file order */
     size_t kafka_cnt;

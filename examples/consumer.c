@@ -5,7 +5,8 @@
  * topics back. It needs no consumer group: it asks the cluster how many partitions each
  * topic has and assigns them all at offset BEGINNING, so it works the same against a
  * real cluster and librdkafka's mock cluster, and never moves anybody's committed
- * offsets. A topic that does not exist yet is looked up again until the deadline.
+ * offsets. A topic that does not exist yet is looked up again until the deadline (and
+ * never created by the lookup).
  *
  * hookbridge writes CloudEvents in structured mode (the value is the JSON event) or in
  * binary mode (the value is the data, the attributes are ce_* headers); the human
@@ -39,6 +40,8 @@ typedef struct options_s {
 typedef struct topic_state_s {
         const char *name;
         int assigned;
+        int partition_cnt;
+        char *at_eof; /* per partition: read up to the end, nothing since */
 } topic_state_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -58,8 +61,8 @@ static void usage(const char *argv0) {
                 "  -t TOPIC         topic to read (repeatable); waited for if it does not exist\n"
                 "  -n COUNT         stop after COUNT messages (exit 2 if the deadline comes first)\n"
                 "  --timeout-ms MS  stop MS after start (default: never)\n"
-                "  --idle-ms MS     stop when no message came for MS, once a partition\n"
-                "                   reached its end (default: never)\n"
+                "  --idle-ms MS     stop when no message came for MS, once every partition\n"
+                "                   was read to its end (default: never)\n"
                 "  --json           one JSON object a line: topic, partition, offset, key,\n"
                 "                   headers, value (inlined if it is JSON), timestamp\n"
                 "  -X prop=value    librdkafka configuration property (repeatable)\n"
@@ -445,59 +448,85 @@ static void print_human(FILE *out, const rd_kafka_message_t *rkm) {
 /* ---- partitions --------------------------------------------------------------------- */
 
 /*
- * Looks the topic up and, once it has partitions, adds them all to the assignment at
- * BEGINNING. Returns 1 when assigned, 0 when it is not there yet (retry later), -1 on
- * an error that retrying will not fix.
+ * Adds every partition of the pending topics the cluster now knows to the assignment,
+ * at BEGINNING. Returns how many topics were assigned, or -1 on an error that retrying
+ * will not fix.
+ *
+ * It lists all topics rather than asking for ours by name: a Metadata request that
+ * names a topic may create it (brokers with auto.create.topics.enable, and librdkafka
+ * 2.0.2's mock cluster always, with 4 partitions), and a reader must not do that.
  */
-static int assign_topic(rd_kafka_t *rk, topic_state_t *t, int timeout_ms) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, t->name, NULL);
+static int assign_pending(rd_kafka_t *rk, topic_state_t *topics, int topic_cnt, int timeout_ms) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_partition_list_t *parts = NULL;
-        rd_kafka_error_t *error;
-        rd_kafka_resp_err_t err;
-        int i, rc = 0;
+        int i, j, k, assigned = 0;
 
-        if (!rkt) {
-                fprintf(stderr, "hb-consume: topic %s: %s\n", t->name,
-                        rd_kafka_err2str(rd_kafka_last_error()));
-                return -1;
-        }
-        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-        if (err)
-                goto cleanup; /* broker unreachable or slow: try again later */
-        if (md->topic_cnt != 1 || md->topics[0].partition_cnt == 0)
-                goto cleanup;
-        err = md->topics[0].err;
-        if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
-                goto cleanup;
-        if (err) {
-                fprintf(stderr, "hb-consume: topic %s: %s\n", t->name, rd_kafka_err2str(err));
-                rc = -1;
-                goto cleanup;
-        }
+        if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms))
+                return 0; /* broker unreachable or slow: try again later */
 
-        parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-        for (i = 0; i < md->topics[0].partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(parts, t->name, md->topics[0].partitions[i].id)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-        /* Incremental: the partitions of topics assigned earlier keep their positions. */
-        error = rd_kafka_incremental_assign(rk, parts);
-        if (error) {
-                fprintf(stderr, "hb-consume: assign %s: %s\n", t->name, rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-                rc = -1;
-                goto cleanup;
-        }
-        t->assigned = 1;
-        rc = 1;
+        for (i = 0; i < topic_cnt; i++) {
+                const struct rd_kafka_metadata_topic *mt = NULL;
+                rd_kafka_topic_partition_list_t *parts;
+                rd_kafka_error_t *error;
 
-cleanup:
-        if (parts)
+                for (j = 0; !topics[i].assigned && j < md->topic_cnt; j++)
+                        if (!strcmp(md->topics[j].topic, topics[i].name))
+                                mt = &md->topics[j];
+                if (!mt || mt->partition_cnt == 0 ||
+                    mt->err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+                        continue; /* not there yet */
+                if (mt->err) {
+                        fprintf(stderr, "hb-consume: topic %s: %s\n", mt->topic,
+                                rd_kafka_err2str(mt->err));
+                        assigned = -1;
+                        break;
+                }
+
+                parts = rd_kafka_topic_partition_list_new(mt->partition_cnt);
+                for (k = 0; k < mt->partition_cnt; k++)
+                        rd_kafka_topic_partition_list_add(parts, mt->topic, mt->partitions[k].id)
+                            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                /* Incremental: partitions assigned earlier keep their positions. */
+                error = rd_kafka_incremental_assign(rk, parts);
                 rd_kafka_topic_partition_list_destroy(parts);
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        return rc;
+                if (error) {
+                        fprintf(stderr, "hb-consume: assign %s: %s\n", mt->topic,
+                                rd_kafka_error_string(error));
+                        rd_kafka_error_destroy(error);
+                        assigned = -1;
+                        break;
+                }
+                topics[i].at_eof = calloc((size_t)mt->partition_cnt, 1);
+                if (!topics[i].at_eof) {
+                        assigned = -1;
+                        break;
+                }
+                topics[i].partition_cnt = mt->partition_cnt;
+                topics[i].assigned = 1;
+                assigned++;
+        }
+        rd_kafka_metadata_destroy(md);
+        return assigned;
+}
+
+/*
+ * Records whether a partition is at its end; returns the change in the number of
+ * partitions that are (+1, -1 or 0). Partition ids are 0..partition_cnt-1.
+ */
+static int track_eof(topic_state_t *topics, int topic_cnt, const rd_kafka_message_t *rkm,
+                     int at_eof) {
+        const char *name = rd_kafka_topic_name(rkm->rkt);
+        int i;
+
+        for (i = 0; i < topic_cnt; i++) {
+                topic_state_t *t = &topics[i];
+
+                if (t->assigned && !strcmp(t->name, name) && rkm->partition >= 0 &&
+                    rkm->partition < t->partition_cnt && t->at_eof[rkm->partition] != at_eof) {
+                        t->at_eof[rkm->partition] = (char)at_eof;
+                        return at_eof ? 1 : -1;
+                }
+        }
+        return 0;
 }
 
 /* ---- main --------------------------------------------------------------------------- */
@@ -559,7 +588,7 @@ int main(int argc, char **argv) {
         char errstr[512];
         int64_t start, deadline, last_activity, next_lookup;
         long consumed = 0;
-        int i, pending, eof_seen = 0, rc = 1;
+        int i, pending, partitions = 0, partitions_at_eof = 0, rc = 1;
 
         o.topics = calloc((size_t)argc, sizeof(*o.topics));
         conf = rd_kafka_conf_new();
@@ -615,22 +644,23 @@ int main(int argc, char **argv) {
                         break;
                 if (now >= deadline)
                         break;
-                if (o.idle_ms && eof_seen && now - last_activity >= o.idle_ms)
+                /* Idle counts only once every assigned partition was read to its end: a
+                 * partition can start fetching up to fetch.wait.max.ms after another one
+                 * on the same broker reached its end. */
+                if (o.idle_ms && partitions > 0 && partitions_at_eof == partitions &&
+                    now - last_activity >= o.idle_ms)
                         break;
 
                 if (pending && now >= next_lookup) {
-                        for (i = 0; i < o.topic_cnt; i++) {
-                                int r;
+                        int assigned = assign_pending(rk, topics, o.topic_cnt, POLL_MS * 10);
 
-                                if (topics[i].assigned)
-                                        continue;
-                                r = assign_topic(rk, &topics[i], POLL_MS * 10);
-                                if (r < 0) {
-                                        rc = 1;
-                                        goto cleanup;
-                                }
-                                pending -= r;
+                        if (assigned < 0) {
+                                rc = 1;
+                                goto cleanup;
                         }
+                        pending -= assigned;
+                        for (partitions = 0, i = 0; i < o.topic_cnt; i++)
+                                partitions += topics[i].partition_cnt;
                         next_lookup = now_ms() + METADATA_RETRY_MS;
                 }
 
@@ -638,7 +668,7 @@ int main(int argc, char **argv) {
                 if (!rkm)
                         continue;
                 if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        eof_seen = 1;
+                        partitions_at_eof += track_eof(topics, o.topic_cnt, rkm, 1);
                         last_activity = now_ms();
                 } else if (rkm->err) {
                         /* Broker down, leader moving: librdkafka retries by itself. */
@@ -649,6 +679,7 @@ int main(int argc, char **argv) {
                         else
                                 print_human(stdout, rkm);
                         consumed++;
+                        partitions_at_eof += track_eof(topics, o.topic_cnt, rkm, 0);
                         last_activity = now_ms();
                 }
                 rd_kafka_message_destroy(rkm);
@@ -674,6 +705,8 @@ cleanup:
         }
         if (conf)
                 rd_kafka_conf_destroy(conf);
+        for (i = 0; topics && i < o.topic_cnt; i++)
+                free(topics[i].at_eof);
         free(topics);
         free(o.topics);
         return rc;

@@ -101,7 +101,8 @@ class MockAndConsumerTest(unittest.TestCase):
 
         thread = threading.Thread(target=reader)
         thread.start()
-        # The consumer is looking the topic up (and not finding it) while this runs.
+        # Usually the consumer is already looking the topic up (and not finding it) when
+        # this runs; test_missing_topic_is_waited_for_until_the_deadline pins that path down.
         self.kafka.create("late", 3)
         kcat_produce(self.kafka.bootstrap, "late", [b'{"late":true}'], partition=2)
         thread.join(30)
@@ -131,11 +132,22 @@ class MockAndConsumerTest(unittest.TestCase):
         self.kafka.up(1)
         self.assertEqual(len(hbtest.consume(self.kafka, "events", count=2)), 2)
 
-    def test_injected_produce_errors_are_retried_by_the_client(self):
-        self.kafka.errors(0, 2, "NOT_LEADER_FOR_PARTITION")
+    def test_injected_produce_errors(self):
+        self.kafka.errors(0, 2, "NOT_LEADER_FOR_PARTITION")  # retriable: the client retries
         kcat_produce(self.kafka.bootstrap, "single", [b"retried"])
-        self.assertEqual([m["value"] for m in hbtest.consume(self.kafka, "single", count=1)],
-                         ["retried"])
+        self.kafka.errors(0, 1000, "TOPIC_AUTHORIZATION_FAILED")  # not retriable
+        with self.assertRaises(subprocess.CalledProcessError):
+            kcat_produce(self.kafka.bootstrap, "single", [b"refused"])
+        self.kafka.cmd("clear 0")
+        kcat_produce(self.kafka.bootstrap, "single", [b"cleared"])
+        self.assertEqual([m["value"] for m in hbtest.consume(self.kafka, "single", count=2)],
+                         ["retried", "cleared"])
+
+    def test_missing_topic_is_waited_for_until_the_deadline(self):
+        with self.assertRaises(hbtest.ConsumeTimeout) as ctx:
+            hbtest.consume(self.kafka, "never", count=1, timeout_ms=1000)
+        self.assertIn("never was not found", str(ctx.exception))
+        self.assertEqual(hbtest.consume(self.kafka, "never", timeout_ms=1000), [])
 
     def test_commands_are_checked(self):
         self.kafka.cmd("rtt all 0")

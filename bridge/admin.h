@@ -1,0 +1,55 @@
+/* admin.h: the operator's listener: /healthz, /readyz and Prometheus /metrics.
+ *
+ * A separate evhttp on admin.listen, never the webhook listener: its own socket and a port that
+ * must differ from the webhook port, so exposing one never exposes the other. It only reads the
+ * daemon's state (counters of http.c, dispatch.c, spool.c), except for the latest broker states
+ * from librdkafka's statistics, which it keeps itself (parsed once per statistics event, not per
+ * scrape).
+ *
+ *   GET /healthz  200 {"status":"ok"} while the loop runs.
+ *   GET /readyz   200 when an event posted now can be made safe: Kafka is up, or the spool has
+ *                 room (below spool.max_bytes and no failed spool write in the last 30 s);
+ *                 503 otherwise, and from the moment a graceful stop begins. Body:
+ *                 {"ready":bool,"kafka":"up"|"down","spool":"ok"|"full"|"error","reason":"..."}
+ *   GET /metrics  Prometheus text format 0.0.4 (metric list in README "Operating it").
+ * Other paths: 404, other methods: 405 (with Allow), as JSON {"error":..,"detail":..}.
+ *
+ * @locality the event-loop thread.
+ */
+#ifndef HB_ADMIN_H
+#define HB_ADMIN_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "http.h"
+
+typedef struct admin admin_t;
+
+/* What the admin listener reports on. Both borrowed: they must outlive the admin_t. */
+typedef struct admin_sources {
+    const http_server_t *http; /* the webhook listener: answer counters, its port */
+    dispatch_t *dispatch;      /* outcomes, Kafka state, the spool, the producer */
+} admin_sources_t;
+
+/* Binds cfg->admin_listen (not empty: the caller leaves the admin listener out then) and starts
+ * serving; logs {"component":"admin","msg":"listening","addr":"HOST:PORT"}. Registers itself as
+ * the dispatcher's receiver of librdkafka statistics. cfg is read during the call only.
+ * NULL with errstr on failure (cannot bind, same port as the webhook listener, out of memory). */
+admin_t *admin_new(struct event_base *base, const hb_config_t *cfg, const admin_sources_t *src,
+                   char *errstr, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int admin_port(const admin_t *a);
+
+/* A graceful stop began: /readyz answers 503 from now on; /healthz and /metrics still answer.
+ * NULL is fine. */
+void admin_set_stopping(admin_t *a);
+
+/* Closes the listener and its connections, unregisters the statistics receiver. Call before
+ * freeing the sources. NULL is fine. */
+void admin_free(admin_t *a);
+
+#endif
