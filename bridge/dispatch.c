@@ -261,6 +261,14 @@ static void observe_latency(dispatch_t *d, int64_t ms) {
     d->st.lat_sum_ms += (uint64_t)(ms < 0 ? 0 : ms);
 }
 
+/* Retry after a backoff that the loop owns, doubling to 5 s, so a broker that fails every
+ * request at once does not spin us. */
+static void drain_backoff(dispatch_t *d) {
+    d->drain_backoff_ms = d->drain_backoff_ms ? d->drain_backoff_ms * 2 : 100;
+    if (d->drain_backoff_ms > 5000)
+        d->drain_backoff_ms = 5000;
+}
+
 static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err) {
     d->st.drain_inflight--;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -275,11 +283,7 @@ static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t e
             log_warn("dispatch", "republishing a spooled event failed", "topic", r->msg.topic,
                      "error", rd_kafka_err2name(err), "#seq", (long long)r->seq, NULL);
         set_kafka_up(d, 0);
-        /* Retry after a backoff that the loop owns, doubling to 5 s, so a broker that fails
-         * every request at once does not spin us. */
-        d->drain_backoff_ms = d->drain_backoff_ms ? d->drain_backoff_ms * 2 : 100;
-        if (d->drain_backoff_ms > 5000)
-            d->drain_backoff_ms = 5000;
+        drain_backoff(d);
     }
     msg_free(&r->msg);
     free(r);
@@ -353,7 +357,15 @@ static void drain_kick(dispatch_t *d) {
             spool_nack(d->spool, r->seq);
             msg_free(&r->msg);
             free(r);
-            return; /* queue full or refused: the next delivery report kicks again */
+            /* Queue full: the next delivery report kicks again. Refused with nothing in flight
+             * (say, a topic librdkafka knows to be missing): no report will come, so retry
+             * after the backoff. */
+            if (d->st.drain_inflight == 0) {
+                set_kafka_up(d, 0);
+                drain_backoff(d);
+                drain_kick(d);
+            }
+            return;
         }
         d->st.drain_inflight++;
     }

@@ -53,13 +53,13 @@ static void on_signal(int sig) {
 
 static void usage(const char *argv0) {
         fprintf(stderr,
-                "Usage: %s -b BROKERS -t TOPIC [-t TOPIC...] [-n COUNT] [--timeout-ms MS]\n"
-                "          [--idle-ms MS] [--json] [-X prop=value...]\n"
+                "Usage: %s -b BROKERS -t TOPIC [-t TOPIC...] [-n COUNT]\n"
+                "          [--timeout-ms MS] [--idle-ms MS] [--json] [-X prop=value...]\n"
                 "\n"
                 "Prints every message of the topics, each partition read from its beginning.\n"
                 "  -b BROKERS       bootstrap servers, host:port[,host:port...]\n"
                 "  -t TOPIC         topic to read (repeatable); waited for if it does not exist\n"
-                "  -n COUNT         stop after COUNT messages (exit 2 if the deadline comes first)\n"
+                "  -n COUNT         stop after COUNT messages (exit 2 if a deadline comes first)\n"
                 "  --timeout-ms MS  stop MS after start (default: never)\n"
                 "  --idle-ms MS     stop when no message came for MS, once every partition\n"
                 "                   was read to its end (default: never)\n"
@@ -209,7 +209,8 @@ static int json_literal(json_scan_t *s, const char *word) {
         return 0;
 }
 
-/* Members of an object; in the top-level one (depth 0) string members named in s->caps are recorded. */
+/* Members of an object; in the top-level one (depth 0), string members named in s->caps
+ * are recorded. */
 static int json_object(json_scan_t *s, int depth) {
         s->p++;
         json_ws(s);
@@ -406,7 +407,9 @@ static void print_json(FILE *out, const rd_kafka_message_t *rkm) {
                 json_put_minified(out, rkm->payload, rkm->len);
         else
                 json_put_bytes_or_null(out, rkm->payload, rkm->len);
-        fprintf(out, ",\"timestamp\":%" PRId64 "}\n", tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts);
+        if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+                ts = -1;
+        fprintf(out, ",\"timestamp\":%" PRId64 "}\n", ts);
 }
 
 /* Finds a CloudEvents attribute: the ce_<name> header (binary mode) or the value's member. */

@@ -162,7 +162,7 @@ class MockCluster:
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(f"hb-mock: no answer within {timeout:g} s waiting for {what}") from None
+            raise TimeoutError(f"hb-mock: no answer in {timeout:g} s waiting for {what}") from None
         if line is None:
             self._lines.put(None)  # keep reporting EOF to later callers
             raise MockError(f"hb-mock exited ({self._proc.poll()}) waiting for {what}; "

@@ -1,0 +1,153 @@
+"""End to end against a real Apache Kafka broker (KRaft, from Maven Central via
+scripts/kafka-local): every seed payload lands once with the documented envelope (checked
+against schema/envelope.schema.json and the AsyncAPI channels), the broker is killed and
+restarted mid-stream with nothing lost, kill -9 of the bridge while it drains, and a missing topic
+with auto-creation off gives a clear error while the events are kept."""
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import hbtest  # noqa: E402
+import schema_check  # noqa: E402
+
+SRC = pathlib.Path(os.environ.get("HB_SOURCE_DIR", pathlib.Path(__file__).parents[2]))
+KAFKA_LOCAL = SRC / "scripts" / "kafka-local"
+GOLDEN = pathlib.Path(os.environ.get("HB_GOLDEN", SRC / "tests" / "golden"))
+
+
+class LocalKafka:
+    """One broker of scripts/kafka-local with its own state directory."""
+
+    def __init__(self, *opts):
+        self.state = tempfile.mkdtemp(prefix="hb-kafka-")
+        self.env = dict(os.environ, HB_KAFKA_STATE=self.state + "/state")
+        self.bootstrap = self.run("start", *opts).splitlines()[-1].strip()
+
+    def run(self, *args, timeout=180):
+        r = subprocess.run([str(KAFKA_LOCAL), *args], env=self.env, capture_output=True,
+                           text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"kafka-local {' '.join(args)} failed ({r.returncode}):\n"
+                               f"{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+        return r.stdout
+
+    def close(self):
+        try:
+            self.run("stop")
+        finally:
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def event(n, key):
+    return json.dumps({"event_type": "stack.e2e.event", "timestamp": 1757011079 + n, "uid": key,
+                       "git": "git@example.com:x.git", "environment": "e2e", "n": n}).encode()
+
+
+def wait_drained(bridge, since, timeout=120):
+    bridge.wait_log(lambda l: l.get("msg") == "spool drained", timeout, since=since,
+                    what="the spool to drain")
+
+
+def check_in_order(test, msgs, accepted):
+    firsts, seen = {}, set()
+    for m in msgs:
+        d = m["value"]["data"]
+        if d["n"] in seen:
+            continue
+        seen.add(d["n"])
+        firsts.setdefault(m["key"], []).append(d["n"])
+    test.assertEqual(sorted(set(accepted) - seen), [], "accepted events missing from Kafka")
+    for key, ns in firsts.items():
+        test.assertEqual(ns, sorted(ns), f"key {key} out of order")
+
+
+@unittest.skipUnless(shutil.which("java"), "java is not installed (scripts/install-deps)")
+class RealKafkaTest(unittest.TestCase):
+    def test_seeds_land_once_with_the_documented_envelope(self):
+        with LocalKafka() as kafka, hbtest.Bridge(bootstrap=kafka.bootstrap) as bridge:
+            seeds = hbtest.seed_payloads()
+            for event_type, body in seeds:
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, f"{event_type}: {data}")
+            topics = ["cloud66.application", "cloud66.stack", "cloud66.backup"]
+            msgs = hbtest.consume(kafka.bootstrap, topics, count=len(seeds), timeout_ms=60000)
+            msgs += hbtest.consume(kafka.bootstrap, topics, idle_ms=2000)[len(msgs):]
+            self.assertEqual(len(msgs), len(seeds), "each seed exactly once")
+            by_id = {hashlib.sha256(b).hexdigest(): t for t, b in seeds}
+            for m in msgs:
+                env = m["value"]
+                self.assertEqual(schema_check.validate_envelope(env), [], env["type"])
+                event_type = by_id.pop(env["id"])
+                golden = json.loads((GOLDEN / f"{event_type}.json").read_text())
+                env.pop("receivedat"), golden.pop("receivedat")
+                self.assertEqual(env, golden)
+                self.assertEqual(m["topic"], "cloud66." + golden["family"])
+                self.assertEqual(m["headers"]["content-type"],
+                                 "application/cloudevents+json; charset=UTF-8")
+            self.assertEqual(by_id, {})
+            self.assertEqual(bridge.stop(), 0)
+
+    def test_broker_killed_mid_stream_then_bridge_killed_while_draining(self):
+        keys = [f"stack-{i}" for i in range(4)]
+        with LocalKafka() as kafka, \
+                hbtest.Bridge(bootstrap=kafka.bootstrap, producer={"ack_timeout_ms": 1000},
+                              kafka={"message.timeout.ms": 5000}) as bridge:
+            accepted = []
+            for n in range(0, 60):
+                status, _, data = bridge.post(body=event(n, keys[n % 4]), timeout=30)
+                self.assertEqual(status, 202, data)
+                accepted.append(n)
+            kafka.run("kill")
+            for n in range(60, 160):
+                status, _, data = bridge.post(body=event(n, keys[n % 4]), timeout=30)
+                self.assertEqual(status, 202, data)
+                accepted.append(n)
+            since = len(bridge.logs)
+            kafka.run("resume")
+            bridge.wait_log(lambda l: l.get("msg") == "kafka is accepting events", 120,
+                            since=since)
+            bridge.kill9()  # while draining (or just after): the restart must finish the job
+            since = len(bridge.logs)
+            bridge.start()
+            if bridge.find_logs(msg="opened", component="spool")[-1].get("records", 0) > 0:
+                wait_drained(bridge, since)
+            msgs = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=3000,
+                                  timeout_ms=90000)
+            check_in_order(self, msgs, accepted)
+            self.assertEqual(bridge.stop(), 0)
+
+    def test_missing_topic_with_auto_create_off_keeps_the_events(self):
+        with LocalKafka("--no-auto-create") as kafka, \
+                hbtest.Bridge(bootstrap=kafka.bootstrap, producer={"ack_timeout_ms": 1000},
+                              kafka={"topic.metadata.propagation.max.ms": 1000,
+                                     "message.timeout.ms": 3000}) as bridge:
+            for n in range(5):
+                status, _, data = bridge.post(body=event(n, "stack-x"), timeout=30)
+                self.assertEqual(status, 202, data)
+            # A clear error naming the topic and the reason.
+            line = bridge.wait_log(lambda l: l.get("topic") == "cloud66.stack"
+                                   and "UNKNOWN_TOPIC" in str(l.get("error", "")), 60)
+            self.assertIn(line["level"], ("warn", "error"))
+            since = len(bridge.logs)
+            kafka.run("create-topic", "cloud66.stack")
+            wait_drained(bridge, since)
+            msgs = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=2000)
+            self.assertEqual({m["value"]["data"]["n"] for m in msgs}, set(range(5)))
+            self.assertEqual(bridge.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
