@@ -134,7 +134,7 @@ static void serve_readyz(admin_t *a, struct evhttp_request *req) {
         reason = "kafka is down and the spool is full (or refused a record within 30 s)";
     else
         reason = "kafka is down and a spool write failed within the last 30 s";
-    char body[256];
+    char body[512]; /* fixed strings: always fits */
     int len = snprintf(body, sizeof body,
                        "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"}\n",
                        ready ? "true" : "false", st.kafka_up ? "up" : "down",

@@ -8,9 +8,12 @@
  *
  *   GET /healthz  200 {"status":"ok"} while the loop runs.
  *   GET /readyz   200 when an event posted now can be made safe: Kafka is up, or the spool has
- *                 room (below spool.max_bytes and no failed spool write in the last 30 s);
- *                 503 otherwise, and from the moment a graceful stop begins. Body:
+ *                 room; 503 otherwise, and from the moment a graceful stop begins. Body:
  *                 {"ready":bool,"kafka":"up"|"down","spool":"ok"|"full"|"error","reason":"..."}
+ *                 spool "full": at spool.max_bytes, or it refused a record for space within
+ *                 the last 30 s; "error": another spool write failure within the last 30 s.
+ *                 (A window, not "until the next good write": a bridge that is not ready gets
+ *                 no traffic, so it would never see one.)
  *   GET /metrics  Prometheus text format 0.0.4 (metric list in README "Operating it").
  * Other paths: 404, other methods: 405 (with Allow), as JSON {"error":..,"detail":..}.
  *

@@ -49,6 +49,7 @@ struct dispatch {
     int recreating;
 
     int stopping;
+    int freeing; /* inside dispatch_free: outcomes are no longer reported */
     void (*stopped)(void *);
     void *stopped_arg;
 
@@ -95,6 +96,8 @@ static void answer(dispatch_t *d, pending_t *p, hb_status_t st) {
     if (p->answered)
         return;
     p->answered = 1;
+    if (d->freeing)
+        return; /* the listener may be gone already: nobody to tell */
     if (st != HB_OK) {
         d->st.rejected++;
         dispatch_topic_stats_t *t = topic_stats(d, p->msg.topic);
@@ -125,7 +128,8 @@ static void arm_ack_timer(dispatch_t *d) {
     evtimer_add(d->ack_timer, &tv);
 }
 
-/* Appends p to the spool; it is answered when the commit window's fdatasync returns. */
+/* Appends p to the spool; it is answered when the commit window's fdatasync returns, or at once
+ * when the spool refuses it. Never frees p: the caller calls pending_maybe_free(). */
 static void to_spool(dispatch_t *d, pending_t *p) {
     uint64_t seq;
     hb_status_t st = spool_append(d->spool, &p->msg, &seq);
@@ -135,7 +139,6 @@ static void to_spool(dispatch_t *d, pending_t *p) {
         log_error("dispatch", "cannot spool event", "id", p->msg.id, "topic", p->msg.topic,
                   "reason", hb_status_str(st), NULL);
         answer(d, p, st);
-        pending_maybe_free(p);
         return;
     }
     p->in_commit = 1;
@@ -196,9 +199,9 @@ static int must_spool(const dispatch_t *d) {
 void dispatch_submit(dispatch_t *d, msg_t *m, dispatch_done_cb done, void *ctx) {
     pending_t *p = calloc(1, sizeof *p);
     if (!p) {
-        /* Nothing to remember the callback by: answer through a failed spool path is not
-         * possible either. The HTTP layer treats a NULL return as 503; see http.c. */
+        /* Not even room to remember the event: refuse it (503). */
         msg_free(m);
+        d->st.rejected++;
         done(ctx, HB_ERR_NOMEM, "");
         return;
     }
@@ -207,13 +210,9 @@ void dispatch_submit(dispatch_t *d, msg_t *m, dispatch_done_cb done, void *ctx) 
     memset(m, 0, sizeof *m);
     p->done = done;
     p->ctx = ctx;
-    if (must_spool(d)) {
+    if (must_spool(d) || producer_send(d->producer, &p->msg, p) != HB_OK) {
         to_spool(d, p);
-        return;
-    }
-    hb_status_t st = producer_send(d->producer, &p->msg, p);
-    if (st != HB_OK) {
-        to_spool(d, p);
+        pending_maybe_free(p);
         return;
     }
     p->in_kafka = 1;
@@ -528,6 +527,7 @@ void dispatch_free(dispatch_t *d) {
     if (!d)
         return;
     d->stopping = 1;
+    d->freeing = 1;
     d->stopped = NULL;
     if (d->producer) {
         /* Any report still owed arrives here; live events are all answered by now, drain

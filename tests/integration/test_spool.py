@@ -134,6 +134,30 @@ class OutageTest(unittest.TestCase):
             self.assertEqual({m["value"]["data"]["n"] for m in msgs}, set(accepted))
             self.assertEqual(bridge.stop(), 0)
 
+    def test_failed_delivery_with_a_full_spool_answers_once(self):
+        # Regression: a live delivery that failed while the spool had no room was freed twice.
+        with hbtest.MockCluster(brokers=1) as kafka, \
+                hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 20000},
+                              spool={"max_bytes": 1048576, "min_free_bytes": 0},
+                              kafka={"message.timeout.ms": 1500}) as bridge:
+            self.assertEqual(bridge.post(body=event(0, KEYS[0]))[0], 202)
+            kafka.rtt("all", 5000)
+            pad = "q" * 700000
+            results = []
+
+            def big(n):
+                body = json.dumps({"event_type": "stack.big", "uid": "s", "n": n,
+                                   "pad": pad}).encode()
+                results.append(bridge.post(body=body, timeout=30)[0])
+            threads = [threading.Thread(target=big, args=(n,)) for n in (1, 2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            self.assertEqual(sorted(results), [202, 503], results)
+            self.assertEqual(bridge.get("/healthz")[0], 200)
+            self.assertEqual(bridge.stop(), 0)
+
     def test_injected_produce_errors_are_retried(self):
         with hbtest.MockCluster(brokers=3) as kafka, \
                 hbtest.Bridge(bootstrap=kafka) as bridge:
