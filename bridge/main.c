@@ -104,6 +104,15 @@ static void on_flush_deadline(evutil_socket_t fd, short what, void *arg) {
     event_base_loopexit(rs->base, NULL);
 }
 
+/* SIGHUP's default action would kill the daemon mid-request; reloading is not built yet. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg) {
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_warn("main", "SIGHUP ignored: configuration reload is not supported yet; restart to "
+                     "apply a changed file", NULL);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     (void)what;
     run_state_t *rs = arg;
@@ -170,7 +179,7 @@ int main(int argc, char **argv) {
     int rc = EXIT_RUNTIME;
     char err[1024];
     run_state_t rs = {0};
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     rs.shutdown_timeout_ms = shutdown_timeout_ms;
     rs.base = event_base_new();
     if (!rs.base) {
@@ -186,7 +195,9 @@ int main(int argc, char **argv) {
     }
     sigterm = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     sigint = evsignal_new(rs.base, SIGINT, on_signal, &rs);
-    if (!sigterm || !sigint || event_add(sigterm, NULL) || event_add(sigint, NULL)) {
+    sighup = evsignal_new(rs.base, SIGHUP, on_sighup, &rs);
+    if (!sigterm || !sigint || !sighup || event_add(sigterm, NULL) || event_add(sigint, NULL) ||
+        event_add(sighup, NULL)) {
         log_error("main", "cannot install signal handlers", NULL);
         goto done;
     }
@@ -198,6 +209,8 @@ done:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     bridge_free(rs.bridge);
     event_base_free(rs.base);
     return rc;

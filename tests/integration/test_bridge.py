@@ -160,7 +160,14 @@ class BridgeTest(unittest.TestCase):
               if m["value"]["type"] == "com.cloud66.application.keepalive.test"]
         self.assertEqual(ns, list(range(20)), "one connection's events, once each, in order")
 
-    def test_6_healthz(self):
+    def test_6_sighup_does_not_kill_the_daemon(self):
+        since = len(self.bridge.logs)
+        os.kill(self.bridge.pid, signal.SIGHUP)
+        self.bridge.wait_log(lambda l: l.get("msg", "").startswith("SIGHUP ignored"), 10,
+                             since=since)
+        self.assertEqual(self.bridge.get("/healthz")[0], 200)
+
+    def test_7_healthz(self):
         status, _, data = self.bridge.get("/healthz")
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(data)["status"], "ok")
