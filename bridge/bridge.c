@@ -12,6 +12,7 @@
 #include "http.h"
 #include "log.h"
 #include "normalize.h"
+#include "producer.h"
 #include "spool.h"
 
 struct bridge {
@@ -20,6 +21,7 @@ struct bridge {
     route_t *router;
     norm_opts_t norm;
     dispatch_t *dispatch;
+    size_t max_record; /* librdkafka's message.max.bytes */
     http_server_t *http;
     admin_t *admin; /* NULL when admin.listen is empty; reads http and dispatch */
     void (*done)(void *);
@@ -83,9 +85,23 @@ static void on_webhook(void *arg, http_req_t *req, const char *body, size_t len)
     hb_status_t st = norm_build(&b->norm, b->router, body, len, hbtime_now_ms(), &m, err,
                                 sizeof err);
     switch (st) {
-    case HB_OK:
+    case HB_OK: {
+        /* A record Kafka can never take would sit at the head of the spool forever. The
+         * margin covers the record's own framing and headers. */
+        size_t need = m.value_len + (m.key ? m.key_len : 0) + 512;
+        for (size_t i = 0; i < m.header_cnt; i++)
+            need += strlen(m.headers[i].name) + m.headers[i].value_len;
+        if (need > b->max_record) {
+            snprintf(err, sizeof err,
+                     "the event's record would be %zu bytes; Kafka takes at most %zu "
+                     "(kafka.message_max_bytes)", need, b->max_record);
+            msg_free(&m);
+            http_reply_error(req, 413, "event_too_large", err, 0);
+            return;
+        }
         dispatch_submit(b->dispatch, &m, on_done, req);
         return;
+    }
     case HB_ERR_JSON:
         http_reply_error(req, 400, "invalid_json", err, 0);
         return;
@@ -134,6 +150,7 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
              "#bytes", (long long)ss.bytes, "#quarantined", (long long)ss.quarantined, NULL);
     if (!(b->dispatch = dispatch_new(base, cfg, spool, errstr, errlen)))
         goto fail;
+    b->max_record = producer_max_message_bytes(dispatch_producer(b->dispatch));
     if (!(b->http = http_new(base, cfg, on_webhook, b, errstr, errlen)))
         goto fail;
     if (cfg->admin_listen && *cfg->admin_listen) {

@@ -215,6 +215,14 @@ void producer_flush(producer_t *p, int timeout_ms) {
     rd_kafka_poll(p->rk, 0);
 }
 
+size_t producer_max_message_bytes(const producer_t *p) {
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(p->conf_template, "message.max.bytes", v, &n) != RD_KAFKA_CONF_OK)
+        return 1000000; /* librdkafka's default */
+    return (size_t)strtoull(v, NULL, 10);
+}
+
 unsigned producer_generation(const producer_t *p) { return p->gen; }
 int producer_outq_len(const producer_t *p) { return p->rk ? rd_kafka_outq_len(p->rk) : 0; }
 rd_kafka_t *producer_handle(producer_t *p) { return p->rk; }

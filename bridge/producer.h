@@ -58,6 +58,10 @@ hb_status_t producer_recreate(producer_t *p, char *errstr, size_t errlen);
  * remains (those reports arrive with an error). Blocks: for shutdown only. */
 void producer_flush(producer_t *p, int timeout_ms);
 
+/* librdkafka's message.max.bytes as configured: a record larger than this can never be
+ * published, so callers refuse it up front rather than spool it forever. */
+size_t producer_max_message_bytes(const producer_t *p);
+
 unsigned producer_generation(const producer_t *p);
 int producer_outq_len(const producer_t *p);
 rd_kafka_t *producer_handle(producer_t *p); /* for tests and metrics; owned by p */

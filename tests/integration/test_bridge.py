@@ -146,6 +146,15 @@ class BridgeTest(unittest.TestCase):
         self.assertEqual(resp.status, 413, data)
         self.assertEqual(json.loads(data)["error"], "body_too_large")
 
+    def test_4b_event_too_large_for_kafka_is_413_not_spooled(self):
+        # Under the body limit (1 MiB) but over librdkafka's message.max.bytes (1,000,000).
+        body = json.dumps({"event_type": "stack.huge", "uid": "s-huge",
+                           "pad": "z" * 999700}).encode()
+        status, _, answer = self.post_json(body)
+        self.assertEqual(status, 413, answer)
+        self.assertEqual(answer["error"], "event_too_large")
+        self.assertEqual(self.bridge.get("/healthz")[0], 200)
+
     def test_5_keep_alive_serves_many_requests_on_one_connection(self):
         conn = self.bridge.connection()
         for i in range(20):

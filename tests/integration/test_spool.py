@@ -158,6 +158,21 @@ class OutageTest(unittest.TestCase):
             self.assertEqual(bridge.get("/healthz")[0], 200)
             self.assertEqual(bridge.stop(), 0)
 
+    def test_fatal_producer_error_recreates_the_producer_and_loses_nothing(self):
+        # OUT_OF_ORDER_SEQUENCE_NUMBER (45) on a Produce is fatal for an idempotent producer.
+        with hbtest.MockCluster(brokers=1) as kafka, \
+                hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 2000}) as bridge:
+            self.assertEqual(bridge.post(body=event(0, KEYS[0]))[0], 202)
+            kafka.errors(0, 1, 45)
+            statuses = [bridge.post(body=event(n, KEYS[0]), timeout=30)[0] for n in range(1, 8)]
+            self.assertEqual(statuses, [202] * 7)
+            bridge.wait_log(lambda l: l.get("msg") == "fatal producer error", 15)
+            bridge.wait_log(lambda l: l.get("msg", "").startswith("recreating the producer"), 15)
+            msgs = hbtest.consume(kafka, TOPIC, count=8, timeout_ms=60000)
+            msgs += all_messages(kafka)[len(msgs):]
+            check_delivered(self, msgs, list(range(8)))
+            self.assertEqual(bridge.stop(), 0)
+
     def test_injected_produce_errors_are_retried(self):
         with hbtest.MockCluster(brokers=3) as kafka, \
                 hbtest.Bridge(bootstrap=kafka) as bridge:
