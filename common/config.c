@@ -49,8 +49,6 @@ static const cfg_option_t options[] = {
      NULL, "Largest request line plus headers."},
     {"http.idle_timeout_ms", CFG_INT, OFF(http_idle_timeout_ms), "30000", 100, 3600000, NULL,
      "Close a connection that sends nothing for this long."},
-    {"http.max_connections", CFG_INT, OFF(http_max_connections), "1024", 1, 1000000, NULL,
-     "Most client connections open at once; more are closed on accept."},
     {"http.json_max_depth", CFG_INT, OFF(http_json_max_depth), "64", 2, 1000, NULL,
      "Deepest JSON nesting accepted in a body; deeper gets 400."},
     {"admin.listen", CFG_STRING, OFF(admin_listen), "127.0.0.1:8081", 0, 300, NULL,
@@ -104,7 +102,7 @@ static const cfg_option_t options[] = {
      NULL, "Largest gap, either way, between webhook-timestamp and the receive time."},
     {"kafka", CFG_FREEFORM, 0, "{}", 0, 0, NULL,
      "librdkafka properties, '.' written as '_' (bootstrap_servers = \"host:9092\"); passed "
-     "through unchanged. Defaults: enable.idempotence=true, acks=all."},
+     "through unchanged. Defaults: enable.idempotence=true, acks=all, statistics.interval.ms=5000."},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

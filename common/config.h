@@ -41,7 +41,6 @@ typedef struct hb_config {
     int64_t http_max_body_bytes;
     int64_t http_max_header_bytes;
     int64_t http_idle_timeout_ms;
-    int64_t http_max_connections;
     int64_t http_json_max_depth;
 
     /* admin: health, readiness, metrics */

@@ -98,6 +98,13 @@ class RealKafkaTest(unittest.TestCase):
                 self.assertEqual(m["headers"]["content-type"],
                                  "application/cloudevents+json; charset=UTF-8")
             self.assertEqual(by_id, {})
+            # The AsyncAPI document names every topic the records landed on, and the header
+            # they carry.
+            asyncapi = (SRC / "schema" / "asyncapi.yaml").read_text()
+            for topic in {m["topic"] for m in msgs}:
+                self.assertIn(f"address: {topic}\n", asyncapi)
+            for name in msgs[0]["headers"]:
+                self.assertIn(f"{name}:", asyncapi)
             self.assertEqual(bridge.stop(), 0)
 
     def test_broker_killed_mid_stream_then_bridge_killed_while_draining(self):
