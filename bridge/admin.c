@@ -97,11 +97,7 @@ done:
 static void send_error(struct evhttp_request *req, int status, const char *code,
                        const char *detail) {
     buf_t b = {0};
-    buf_puts(&b, "{\"error\":");
-    buf_json_str(&b, code, strlen(code));
-    buf_puts(&b, ",\"detail\":");
-    buf_json_str(&b, detail, strlen(detail));
-    buf_puts(&b, "}\n");
+    http_format_error(&b, code, detail);
     if (buf_ok(&b))
         http_send_json(req, status, b.data, b.len);
     else

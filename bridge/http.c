@@ -93,14 +93,18 @@ static void send_counted(http_server_t *s, http_endpoint_t ep, struct evhttp_req
     http_send_json(req, status, json, len);
 }
 
+void http_format_error(buf_t *b, const char *code, const char *detail) {
+    buf_puts(b, "{\"error\":");
+    buf_json_str(b, code, strlen(code));
+    buf_puts(b, ",\"detail\":");
+    buf_json_str(b, detail, strlen(detail));
+    buf_puts(b, "}\n");
+}
+
 static void send_error(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req,
                        int status, const char *code, const char *detail, int retry_after_s) {
     buf_t b = {0};
-    buf_puts(&b, "{\"error\":");
-    buf_json_str(&b, code, strlen(code));
-    buf_puts(&b, ",\"detail\":");
-    buf_json_str(&b, detail, strlen(detail));
-    buf_puts(&b, "}\n");
+    http_format_error(&b, code, detail);
     if (retry_after_s > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after_s);

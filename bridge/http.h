@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
 
 typedef struct http_server http_server_t;
@@ -81,6 +82,9 @@ void http_stop_accepting(http_server_t *s);
 
 /* Frees the server and its connections. Answer every request first. NULL is fine. */
 void http_free(http_server_t *s);
+
+/* Appends the error body every listener answers with: {"error":code,"detail":detail}. */
+void http_format_error(buf_t *b, const char *code, const char *detail);
 
 /* Writes a JSON error body into an evhttp request and sends it (for the admin listener). */
 void http_send_json(struct evhttp_request *req, int status, const char *json, size_t len);
