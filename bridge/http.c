@@ -134,13 +134,17 @@ void http_reply_error(http_req_t *r, int status, const char *code, const char *d
 
 const char *http_req_peer(const http_req_t *r) { return r->peer; }
 
-static void peer_of(struct evhttp_request *req, char *out, size_t len) {
+/* The client's address, "ip:port" for logs or, without with_port, the bare ip for auth. */
+static void peer_of(struct evhttp_request *req, char *out, size_t len, int with_port) {
     struct evhttp_connection *c = evhttp_request_get_connection(req);
     char *addr = NULL;
     ev_uint16_t port = 0;
     if (c)
         evhttp_connection_get_peer(c, &addr, &port);
-    snprintf(out, len, "%s:%u", addr ? addr : "?", (unsigned)port);
+    if (with_port)
+        snprintf(out, len, "%s:%u", addr ? addr : "?", (unsigned)port);
+    else
+        snprintf(out, len, "%s", addr ? addr : "");
 }
 
 /* "application/json", "application/json; charset=utf-8" and "application/<x>+json" are JSON. */
@@ -159,20 +163,10 @@ static int is_json_type(const char *ct) {
 static void refuse(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req, int status,
                    const char *code, const char *detail) {
     char peer[64];
-    peer_of(req, peer, sizeof peer);
+    peer_of(req, peer, sizeof peer, 1);
     log_info("http", "request refused", "peer", peer, "#status", (long long)status, "error", code,
              "detail", detail, NULL);
     send_error(s, ep, req, status, code, detail, 0);
-}
-
-/* The direct peer's address alone (no port), for auth. */
-static void peer_addr_of(struct evhttp_request *req, char *out, size_t len) {
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    if (c)
-        evhttp_connection_get_peer(c, &addr, &port);
-    snprintf(out, len, "%s", addr ? addr : "");
 }
 
 /* Every X-Forwarded-For header, joined with ", " in arrival order (RFC 7230 3.2.2), so the
@@ -207,7 +201,7 @@ static int check_auth(http_server_t *s, struct evhttp_request *req, const char *
     if (query)
         evhttp_parse_query_str(query, &params); /* a malformed query just has no token */
     char peer[INET6_ADDRSTRLEN + 8];
-    peer_addr_of(req, peer, sizeof peer);
+    peer_of(req, peer, sizeof peer, 0);
     char *xff = forwarded_for(hdrs);
     auth_input_t in = {
         .path_token = path_token,
@@ -231,7 +225,7 @@ static int check_auth(http_server_t *s, struct evhttp_request *req, const char *
         return 0;
     s->auth_failures++;
     char peerport[64];
-    peer_of(req, peerport, sizeof peerport);
+    peer_of(req, peerport, sizeof peerport, 1);
     /* Only the verdict is logged: never the token, the credentials or a signature. */
     log_warn("http", "request denied by access control", "peer", peerport, "client", r.client,
              "#status", (long long)r.status, "error", r.error, "detail", r.detail, NULL);
@@ -314,7 +308,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     r->ev = req;
     r->srv = s;
-    peer_of(req, r->peer, sizeof r->peer);
+    peer_of(req, r->peer, sizeof r->peer, 1);
     log_debug("http", "request received", "peer", r->peer, "#bytes", (long long)len, NULL);
     s->cb(s->arg, r, body, len);
 }

@@ -155,6 +155,24 @@ class BridgeTest(unittest.TestCase):
         self.assertEqual(answer["error"], "event_too_large")
         self.assertEqual(self.bridge.get("/healthz")[0], 200)
 
+    def test_4c_slow_client_does_not_hold_up_others(self):
+        import socket
+        # A client that sent half its headers and a client that sent half its body both stall;
+        # everyone else is still answered at once.
+        half_headers = socket.create_connection((self.bridge.host, self.bridge.port))
+        half_headers.sendall(b"POST /webhooks/cloud66 HTTP/1.1\r\nHost: x\r\nContent-")
+        half_body = socket.create_connection((self.bridge.host, self.bridge.port))
+        half_body.sendall(b"POST /webhooks/cloud66 HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ev")
+        try:
+            for i in range(5):
+                body = json.dumps({"event_type": "application.slow.test", "n": i}).encode()
+                status, _, answer = self.post_json(body, timeout=5)
+                self.assertEqual(status, 202, answer)
+        finally:
+            half_headers.close()
+            half_body.close()
+
     def test_5_keep_alive_serves_many_requests_on_one_connection(self):
         conn = self.bridge.connection()
         for i in range(20):
