@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "conn.h"
+#include "echo.h"
 #include "hbtime.h"
 #include "log.h"
 #include "producer.h"
@@ -31,6 +33,7 @@ struct admin {
     int port;
     const http_server_t *http;
     dispatch_t *dispatch;
+    const admin_reload_stats_t *reloads; /* NULL: none */
     uint64_t spool_max_bytes;
     int stopping;
     broker_state_t *brokers; /* from the latest statistics; owned */
@@ -162,18 +165,59 @@ static void sample_u64(buf_t *b, const char *name, uint64_t v) {
     buf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
+/* The webhook listener's connection limits and TLS (conn.h). */
+static void render_conns(admin_t *a, buf_t *b) {
+    conn_stats_t cs;
+    conn_get_stats(http_conns(a->http), &cs);
+    head(b, "hookbridge_http_connections_open", "gauge", "Webhook connections open now.");
+    sample_u64(b, "hookbridge_http_connections_open", cs.open);
+    head(b, "hookbridge_http_connections_max", "gauge",
+         "http.max_connections: at this many, the listener stops accepting.");
+    sample_u64(b, "hookbridge_http_connections_max", cs.max_open);
+    head(b, "hookbridge_http_connection_limit_reached_total", "counter",
+         "Times the listener stopped accepting at http.max_connections (new connections then "
+         "wait in the kernel's backlog).");
+    sample_u64(b, "hookbridge_http_connection_limit_reached_total", cs.limit_reached);
+    head(b, "hookbridge_http_request_deadline_exceeded_total", "counter",
+         "Connections cut because a request (or TLS handshake) took longer than "
+         "http.request_timeout_ms to arrive.");
+    sample_u64(b, "hookbridge_http_request_deadline_exceeded_total", cs.deadline_cuts);
+    head(b, "hookbridge_http_tls_handshake_failures_total", "counter",
+         "TLS handshakes on the webhook listener that failed.");
+    sample_u64(b, "hookbridge_http_tls_handshake_failures_total", cs.tls_failures);
+}
+
 static void render_http(admin_t *a, buf_t *b) {
     head(b, "hookbridge_http_requests_total", "counter",
          "Answers sent by the webhook listener, by endpoint and status.");
-    for (int ep = 0; ep < HTTP_EP__COUNT; ep++)
+    for (size_t slot = 0; slot < http_counter_count(a->http); slot++)
         for (int status = 100; status <= 599; status++) {
-            uint64_t n = http_answer_count(a->http, (http_endpoint_t)ep, status);
-            if (n)
-                buf_printf(b,
-                           "hookbridge_http_requests_total{endpoint=\"%s\",status=\"%d\"} "
-                           "%" PRIu64 "\n",
-                           http_endpoint_name((http_endpoint_t)ep), status, n);
+            uint64_t n = http_answer_count(a->http, slot, status);
+            if (n) {
+                buf_puts(b, "hookbridge_http_requests_total{endpoint=");
+                label(b, http_counter_label(a->http, slot));
+                buf_printf(b, ",status=\"%d\"} %" PRIu64 "\n", status, n);
+            }
         }
+    render_conns(a, b);
+}
+
+static void render_reloads(admin_t *a, buf_t *b) {
+    static const admin_reload_stats_t none = {0};
+    const admin_reload_stats_t *r = a->reloads ? a->reloads : &none;
+    head(b, "hookbridge_reloads_total", "counter",
+         "Configuration reloads (SIGHUP), by result: ok (applied) or error (refused, the running "
+         "configuration kept).");
+    buf_printf(b, "hookbridge_reloads_total{result=\"ok\"} %" PRIu64 "\n", r->ok);
+    buf_printf(b, "hookbridge_reloads_total{result=\"error\"} %" PRIu64 "\n", r->error);
+    head(b, "hookbridge_config_last_reload_successful", "gauge",
+         "1 when the latest configuration load (start or reload) succeeded, 0 when it was "
+         "refused.");
+    sample_u64(b, "hookbridge_config_last_reload_successful", r->last_ok ? 1 : 0);
+    head(b, "hookbridge_config_last_reload_success_timestamp_seconds", "gauge",
+         "Unix time of the latest successful configuration load (start or reload).");
+    buf_printf(b, "hookbridge_config_last_reload_success_timestamp_seconds %.3f\n",
+               (double)r->last_success_ms / 1000.0);
 }
 
 static void render_events(admin_t *a, buf_t *b, const dispatch_stats_t *st) {
@@ -279,9 +323,7 @@ static void serve_metrics(admin_t *a, struct evhttp_request *req) {
     render_events(a, &b, &st);
     render_kafka(a, &b, &st);
     render_spool(a, &b, &st);
-    head(&b, "hookbridge_reloads_total", "counter", "Configuration reloads, by result.");
-    buf_puts(&b, "hookbridge_reloads_total{result=\"ok\"} 0\n"
-                 "hookbridge_reloads_total{result=\"error\"} 0\n");
+    render_reloads(a, &b);
     struct evbuffer *out = evbuffer_new();
     if (!buf_ok(&b) || !out || evbuffer_add(out, b.data, b.len) != 0) {
         send_error(req, 503, "nomem", "out of memory");
@@ -309,9 +351,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     else if (strcmp(path, "/metrics") == 0)
         serve = serve_metrics;
     else if (strcmp(path, "/healthz") != 0) {
-        char detail[300];
-        snprintf(detail, sizeof detail, "no endpoint at %.200s (try /healthz, /readyz, /metrics)",
-                 path);
+        char detail[300], shown[208];
+        snprintf(detail, sizeof detail, "no endpoint at %s (try /healthz, /readyz, /metrics)",
+                 echo_text(path, strlen(path), 200, shown, sizeof shown));
         send_error(req, 404, "not_found", detail);
         return;
     }
@@ -336,6 +378,7 @@ admin_t *admin_new(struct event_base *base, const hb_config_t *cfg, const admin_
     }
     a->http = src->http;
     a->dispatch = src->dispatch;
+    a->reloads = src->reloads;
     a->spool_max_bytes = (uint64_t)cfg->spool_max_bytes;
     /* Scrapes and probes are small GETs from a known peer: tight limits. */
     evhttp_set_max_body_size(a->evh, 4096);

@@ -31,10 +31,19 @@
 
 typedef struct admin admin_t;
 
-/* What the admin listener reports on. Both borrowed: they must outlive the admin_t. */
+/* Configuration loads, kept by the bridge: the load at start counts as a success (not as a
+ * reload), each SIGHUP as one reload. */
+typedef struct admin_reload_stats {
+    uint64_t ok, error;      /* reloads by result */
+    int last_ok;             /* 1 when the latest load succeeded */
+    int64_t last_success_ms; /* Unix ms of the latest successful load */
+} admin_reload_stats_t;
+
+/* What the admin listener reports on. All borrowed: they must outlive the admin_t. */
 typedef struct admin_sources {
     const http_server_t *http; /* the webhook listener: answer counters, its port */
     dispatch_t *dispatch;      /* outcomes, Kafka state, the spool, the producer */
+    const admin_reload_stats_t *reloads; /* NULL: reported as none */
 } admin_sources_t;
 
 /* Binds cfg->admin_listen (not empty: the caller leaves the admin listener out then) and starts

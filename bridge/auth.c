@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "echo.h"
+
 #define DIGEST_LEN 32 /* SHA-256 and HMAC-SHA256 */
 #define SECRET_MAX 256 /* decoded whsec_ key bytes */
 #define DEFAULT_TOLERANCE_S 300
@@ -490,12 +492,12 @@ static int client_address(const auth_t *a, const auth_input_t *in, cidr_t *clien
         }
         cidr_t hop;
         if (parse_addr(h, hl, &hop) != 0) {
-            r->allowed = 0;
-            r->status = 403;
-            r->error = "forbidden_source";
-            snprintf(r->detail, sizeof r->detail,
-                     "X-Forwarded-For holds '%.*s', which is not an address",
-                     (int)(e - s > 48 ? 48 : e - s), xff + s);
+            /* Client bytes, bound for a JSON answer and a log line that copy bytes >= 0x80 as
+             * they are: shown capped and reduced to printable ASCII, so both stay UTF-8. */
+            char shown[56];
+            echo_text(xff + s, e - s, 48, shown, sizeof shown);
+            deny(r, 403, "forbidden_source", "X-Forwarded-For holds '%s', which is not an address",
+                 shown);
             return -1;
         }
         *client = hop;

@@ -23,7 +23,8 @@
  *
  * Verdicts: 403 forbidden_source for an address not allowed; 401 for missing or wrong
  * credentials (missing_token, invalid_token, missing_credentials, invalid_credentials,
- * missing_signature, invalid_signature, stale_signature). The detail never holds a secret.
+ * missing_signature, invalid_signature, stale_signature). The detail never holds a secret, and
+ * is printable ASCII (client text in it is cut short and reduced), fit for a JSON answer or log.
  *
  * @locality any thread; an auth_t is read-only after auth_new.
  */

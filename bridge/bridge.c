@@ -1,5 +1,5 @@
-/* bridge.c: wires the webhook listener to the normaliser and the dispatcher, and the admin
- * listener to both. */
+/* bridge.c: wires the webhook listener to the endpoints, the normaliser and the dispatcher, the
+ * admin listener to all of them, and reloads the configuration. */
 #include "bridge.h"
 
 #include <stdio.h>
@@ -7,7 +7,11 @@
 #include <string.h>
 
 #include "admin.h"
+#include "auth.h"
+#include "buf.h"
+#include "conn.h"
 #include "dispatch.h"
+#include "endpoint.h"
 #include "hbtime.h"
 #include "http.h"
 #include "log.h"
@@ -15,45 +19,59 @@
 #include "producer.h"
 #include "spool.h"
 
+/* The Kafka header that carries the request id. Not "ce_": in the CloudEvents Kafka binding
+ * that prefix marks event attributes, and the request id is not part of the event (a webhook
+ * sent twice is one event, with one envelope id, but two requests). */
+#define BRIDGE_HDR_REQUEST_ID "hb_request_id"
+
 struct bridge {
     struct event_base *base;
-    hb_config_t *cfg;
-    route_t *router;
-    norm_opts_t norm;
+    hb_config_t *cfg;          /* running: restart-only options as at start, the rest as of
+                                  the last reload */
+    endpoint_set_t *endpoints; /* served by http; replaced whole by a reload */
     dispatch_t *dispatch;
     size_t max_record; /* librdkafka's message.max.bytes */
     http_server_t *http;
-    admin_t *admin; /* NULL when admin.listen is empty; reads http and dispatch */
+    admin_t *admin; /* NULL when admin.listen is empty; reads http, dispatch and reloads */
+    admin_reload_stats_t reloads;
     void (*done)(void *);
     void *done_arg;
 };
 
-route_t *bridge_router_from_config(const hb_config_t *cfg, char *errstr, size_t errlen) {
-    char err[256];
-    route_t *r = route_new(cfg->routing_topic_prefix);
-    if (!r) {
-        snprintf(errstr, errlen, "out of memory");
+hb_config_t *bridge_config_load(const char *path, char *errstr, size_t errlen) {
+    hb_config_t *cfg = path ? config_load(path, errstr, errlen) : config_new();
+    if (!cfg) {
+        if (!path)
+            snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    for (size_t i = 0; i < cfg->routing_rules_cnt; i++) {
-        const cfg_kv_t *kv = &cfg->routing_rules[i];
-        if (route_add_rule(r, kv->name, kv->value, err, sizeof err) != HB_OK) {
-            snprintf(errstr, errlen, "%s:%d: routing.rules: %s", cfg->path ? cfg->path : "config",
-                     kv->line, err);
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < cfg->routing_topics_cnt; i++) {
-        const cfg_kv_t *kv = &cfg->routing_topics[i];
-        if (route_set_topic(r, kv->name, kv->value, err, sizeof err) != HB_OK) {
-            snprintf(errstr, errlen, "%s:%d: routing.topics.%s: %s",
-                     cfg->path ? cfg->path : "config", kv->line, kv->name, err);
-            goto fail;
-        }
-    }
-    return r;
-fail:
+    /* Routing, access-control and librdkafka settings are checked by their owners, with the
+     * file's lines: the top level's (even where every endpoint overrides them: a bad line is
+     * still a bad line), then every endpoint's. */
+    route_t *r = endpoint_router_from_config(cfg, errstr, errlen);
+    if (!r)
+        goto fail;
     route_free(r);
+    auth_t *a = auth_from_config(cfg, errstr, errlen);
+    if (!a)
+        goto fail;
+    auth_free(a);
+    endpoint_set_t *set = endpoint_set_new(cfg, errstr, errlen);
+    if (!set)
+        goto fail;
+    endpoint_set_free(set);
+    rd_kafka_conf_t *kc = producer_conf_build(cfg, errstr, errlen);
+    if (!kc)
+        goto fail;
+    rd_kafka_conf_destroy(kc);
+    /* The TLS files are read and checked by conn.c: PEM, and that the key fits the certificate. */
+    SSL_CTX *tls = NULL;
+    if (conn_tls_from_config(cfg, &tls, errstr, errlen) != 0)
+        goto fail;
+    SSL_CTX_free(tls);
+    return cfg;
+fail:
+    config_free(cfg);
     return NULL;
 }
 
@@ -64,13 +82,15 @@ static void on_done(void *ctx, hb_status_t st, const char *id) {
         http_reply_accepted(req, id);
         break;
     case HB_ERR_NOSPACE:
-        log_error("bridge", "event refused: Kafka cannot take it and the spool is full", "peer",
+        log_error("bridge", "event refused: Kafka cannot take it and the spool is full",
+                  "endpoint", http_req_endpoint(req), "request_id", http_req_id(req), "peer",
                   http_req_peer(req), "id", id, NULL);
         http_reply_error(req, 503, "spool_full",
                          "Kafka cannot take the event now and the spool is full", 30);
         break;
     default:
-        log_error("bridge", "event refused: it could not be made durable", "peer",
+        log_error("bridge", "event refused: it could not be made durable", "endpoint",
+                  http_req_endpoint(req), "request_id", http_req_id(req), "peer",
                   http_req_peer(req), "id", id, "reason", hb_status_str(st), NULL);
         http_reply_error(req, 503, "unavailable",
                          "Kafka cannot take the event now and the spool could not store it", 5);
@@ -78,14 +98,23 @@ static void on_done(void *ctx, hb_status_t st, const char *id) {
     }
 }
 
-static void on_webhook(void *arg, http_req_t *req, const char *body, size_t len) {
+/* ep is used during this call only: the record takes copies, and the request keeps nothing of
+ * it, so a reload may free the endpoint before the answer. */
+static void on_webhook(void *arg, http_req_t *req, const endpoint_t *ep, const char *body,
+                       size_t len) {
     bridge_t *b = arg;
     msg_t m;
     char err[512];
-    hb_status_t st = norm_build(&b->norm, b->router, body, len, hbtime_now_ms(), &m, err,
-                                sizeof err);
+    hb_status_t st = norm_build(endpoint_norm(ep), endpoint_router(ep), body, len,
+                                hbtime_now_ms(), &m, err, sizeof err);
     switch (st) {
     case HB_OK: {
+        if (msg_add_header(&m, BRIDGE_HDR_REQUEST_ID, http_req_id(req), HTTP_REQUEST_ID_LEN) !=
+            0) {
+            msg_free(&m);
+            http_reply_error(req, 503, "unavailable", "out of memory", 1);
+            return;
+        }
         /* A record Kafka can never take would sit at the head of the spool forever. The
          * margin covers the record's own framing and headers. */
         size_t need = m.value_len + (m.key ? m.key_len : 0) + 512;
@@ -129,10 +158,9 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
     }
     b->base = base;
     b->cfg = cfg;
-    b->norm.source = cfg->envelope_source;
-    b->norm.mode = cfg->envelope_mode == CFG_MODE_BINARY ? NORM_BINARY : NORM_STRUCTURED;
-    b->norm.max_depth = (int)cfg->http_json_max_depth;
-    if (!(b->router = bridge_router_from_config(cfg, errstr, errlen)))
+    b->reloads.last_ok = 1;
+    b->reloads.last_success_ms = hbtime_now_ms();
+    if (!(b->endpoints = endpoint_set_new(cfg, errstr, errlen)))
         goto fail;
 
     spool_opts_t so = {
@@ -153,8 +181,13 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
     b->max_record = producer_max_message_bytes(dispatch_producer(b->dispatch));
     if (!(b->http = http_new(base, cfg, on_webhook, b, errstr, errlen)))
         goto fail;
+    if (http_set_endpoints(b->http, b->endpoints) != 0) {
+        snprintf(errstr, errlen, "out of memory");
+        goto fail;
+    }
+    endpoint_set_log(b->endpoints, "serving");
     if (cfg->admin_listen && *cfg->admin_listen) {
-        admin_sources_t src = {.http = b->http, .dispatch = b->dispatch};
+        admin_sources_t src = {.http = b->http, .dispatch = b->dispatch, .reloads = &b->reloads};
         if (!(b->admin = admin_new(base, cfg, &src, errstr, errlen)))
             goto fail;
     } else {
@@ -164,6 +197,68 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
 fail:
     bridge_free(b);
     return NULL;
+}
+
+static void warn_restart(void *arg, const char *option) {
+    const char *path = arg;
+    log_warn("bridge", "changed in the file, needs a restart; keeping the running value",
+             "option", option, "file", path, NULL);
+}
+
+static void collect_name(void *arg, const char *option) {
+    buf_t *b = arg;
+    if (b->len)
+        buf_putc(b, ',');
+    buf_puts(b, option);
+}
+
+hb_status_t bridge_reload(bridge_t *b) {
+    char err[1024];
+    const char *path = b->cfg->path;
+    if (!path) {
+        log_warn("bridge", "SIGHUP: no configuration file to reload (started without "
+                           "--config); the defaults stay in force", NULL);
+        return HB_ERR_NOT_FOUND;
+    }
+    log_info("bridge", "reloading the configuration", "file", path, NULL);
+    hb_config_t *fresh = bridge_config_load(path, err, sizeof err);
+    endpoint_set_t *set = fresh ? endpoint_set_new(fresh, err, sizeof err) : NULL;
+    if (set && http_set_endpoints(b->http, set) != 0) {
+        snprintf(err, sizeof err, "out of memory");
+        endpoint_set_free(set);
+        set = NULL;
+    }
+    if (!set) {
+        config_free(fresh);
+        b->reloads.error++;
+        b->reloads.last_ok = 0;
+        log_error("bridge", "config reload refused; keeping the running config", "file", path,
+                  "reason", err, NULL);
+        return HB_ERR_CONFIG;
+    }
+    /* The listener serves the new set now; no request holds a pointer into the old one (a
+     * request in progress keeps its id and counter slot, not its endpoint), so it can go. */
+    endpoint_set_free(b->endpoints);
+    b->endpoints = set;
+    config_diff(b->cfg, fresh, 0, warn_restart, (void *)path);
+    buf_t changed = {0};
+    config_diff(b->cfg, fresh, 1, collect_name, &changed);
+    log_level_t before = log_min_level;
+    config_take_reloadable(b->cfg, fresh);
+    config_free(fresh);
+    log_set_level((log_level_t)b->cfg->log_level);
+    b->reloads.ok++;
+    b->reloads.last_ok = 1;
+    b->reloads.last_success_ms = hbtime_now_ms();
+    endpoint_set_log(set, "reloaded");
+    /* The last line of a reload. Shown when either the old or the new level shows info: a
+     * reload that quiets the log still says that it happened. */
+    if (before <= LOG_LVL_INFO || log_min_level <= LOG_LVL_INFO)
+        log_write(LOG_LVL_INFO, "bridge", "config reloaded", "file", path, "changed",
+                  changed.len && buf_ok(&changed) ? changed.data : "", "#endpoints",
+                  (long long)endpoint_set_count(set), NULL);
+    buf_free(&changed);
+    return HB_OK;
 }
 
 static void on_flushed(void *arg) {
@@ -191,9 +286,9 @@ void bridge_free(bridge_t *b) {
     if (!b)
         return;
     admin_free(b->admin); /* first: it reads the listener and the dispatcher */
-    http_free(b->http);
+    http_free(b->http);   /* before the endpoint set it serves */
     dispatch_free(b->dispatch);
-    route_free(b->router);
+    endpoint_set_free(b->endpoints);
     config_free(b->cfg);
     free(b);
 }

@@ -1,6 +1,15 @@
-/* bridge.h: the daemon's state, one struct: config, router, spool, producer, listeners.
+/* bridge.h: the daemon's state, one struct: config, endpoints, spool, producer, listeners.
  *
  * Tests can build two of them in one process: nothing here is global but the logger.
+ *
+ * Reload (bridge_reload, on SIGHUP): the file the daemon started with is read and checked like
+ * at start; if it is good, the options flagged CFG_F_RELOAD (config.h) take effect at once: a
+ * new endpoint set (paths, access control, routers, envelope source and mode, JSON depth) is
+ * swapped in and log.level is set. The listeners, their connections, the producer and the spool
+ * are untouched, so no connection is dropped and no event is lost. Every other option that
+ * differs from the running value is logged at warn and keeps the running value until a
+ * restart. A bad file changes nothing and is logged with "PATH:LINE: reason".
+ *
  * @locality the event-loop thread.
  */
 #ifndef HB_BRIDGE_H
@@ -9,16 +18,25 @@
 #include <event2/event.h>
 
 #include "config.h"
-#include "route.h"
+#include "status.h"
 
 typedef struct bridge bridge_t;
 
-/* Builds a router from the config's routing group. NULL with errstr ("PATH:LINE: reason"). */
-route_t *bridge_router_from_config(const hb_config_t *cfg, char *errstr, size_t errlen);
+/* Reads path (NULL: the defaults) and checks all the daemon would refuse at start: the file
+ * against the option table, every endpoint's access control and router, and the librdkafka
+ * properties. NULL with errstr ("PATH:LINE: reason"). Used at start, by --check-config and by
+ * bridge_reload. */
+hb_config_t *bridge_config_load(const char *path, char *errstr, size_t errlen);
 
 /* Starts everything: opens the spool (recovering it), creates the producer, binds the listeners.
- * Takes ownership of cfg. NULL with errstr on failure (cfg freed too). */
+ * Takes ownership of cfg (from bridge_config_load). NULL with errstr on failure (cfg freed
+ * too). */
 bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, size_t errlen);
+
+/* Reloads the config file the bridge started with (see above) and logs the outcome. HB_OK when
+ * applied; HB_ERR_CONFIG when the file was refused (the running config stays);
+ * HB_ERR_NOT_FOUND when the bridge runs on the defaults (no file: nothing is counted). */
+hb_status_t bridge_reload(bridge_t *b);
 
 /* Graceful stop: stop accepting connections, let in-flight events finish or spool them, then call
  * done(arg). */

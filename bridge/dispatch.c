@@ -1,9 +1,13 @@
 /* dispatch.c: Kafka-or-spool routing of accepted events, group commit, and the spool drainer. */
 #include "dispatch.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include "hbtime.h"
 #include "log.h"
@@ -20,6 +24,8 @@ typedef struct pending {
     int64_t sent_ms;     /* monotonic, when handed to librdkafka */
     int64_t deadline_ms; /* monotonic, ack timeout */
     unsigned in_kafka : 1, in_live : 1, in_commit : 1, answered : 1;
+    /* in_commit: appended to the spool and waiting for its fdatasync, on d->commit (the next
+     * batch) or on d->syncing (the batch of the sync in flight) */
     TAILQ_ENTRY(pending) live_link;
     TAILQ_ENTRY(pending) commit_link;
 } pending_t;
@@ -40,15 +46,30 @@ struct dispatch {
     int64_t ack_timeout_ms, commit_window_ms, shutdown_timeout_ms;
     uint64_t max_inflight, drain_max;
 
-    struct pending_list live;   /* in send order = deadline order */
-    struct pending_list commit; /* appended to the spool, awaiting fdatasync */
-    struct event *ack_timer, *commit_timer, *drain_timer, *recreate_ev, *shutdown_timer;
-    int commit_armed;
+    struct pending_list live;    /* in send order = deadline order */
+    struct pending_list commit;  /* appended to the spool, waiting for the next sync */
+    struct pending_list syncing; /* covered by the sync in flight */
+    struct event *ack_timer, *commit_ev, *drain_timer, *recreate_ev, *shutdown_timer;
+    int commit_armed;  /* commit_ev is active or pending */
+    int sync_inflight; /* a spool_sync job is on the worker (its batch is d->syncing) */
+    spool_sync_job_t job;
+
+    /* The sync worker: one thread that runs spool_sync_run() for the loop, one job at a time,
+     * and writes to the eventfd when done (the loop's wake-up; nothing polls). Started at the
+     * first commit. */
+    pthread_t worker;
+    int worker_started;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    int wjob, wdone, wquit; /* under wmu */
+    int wfd;                /* eventfd, -1 until the worker starts */
+    struct event *synced_ev;
     int64_t drain_backoff_ms; /* 0 while Kafka is up; the wait before the next probe */
     int probe_now;
     int recreating;
 
     int stopping;
+    int deadline_passed; /* the shutdown deadline passed: drain records no longer waited for */
     int freeing; /* inside dispatch_free: outcomes are no longer reported */
     void (*stopped)(void *);
     void *stopped_arg;
@@ -128,7 +149,9 @@ static void arm_ack_timer(dispatch_t *d) {
     evtimer_add(d->ack_timer, &tv);
 }
 
-/* Appends p to the spool; it is answered when the commit window's fdatasync returns, or at once
+static void commit_kick(dispatch_t *d);
+
+/* Appends p to the spool; it is answered when the fdatasync of its batch returns, or at once
  * when the spool refuses it. Never frees p: the caller calls pending_maybe_free(). */
 static void to_spool(dispatch_t *d, pending_t *p) {
     uint64_t seq;
@@ -143,21 +166,77 @@ static void to_spool(dispatch_t *d, pending_t *p) {
     }
     p->in_commit = 1;
     TAILQ_INSERT_TAIL(&d->commit, p, commit_link);
-    if (!d->commit_armed) {
-        d->commit_armed = 1;
-        struct timeval tv = {(time_t)(d->commit_window_ms / 1000),
-                             (suseconds_t)(d->commit_window_ms % 1000) * 1000};
-        evtimer_add(d->commit_timer, &tv);
-    }
+    commit_kick(d);
 }
 
-/* Group commit: one fdatasync answers every event spooled in the window. */
-static void on_commit(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
+/* ---- group commit ----------------------------------------------------------------------------
+ * Pipelined: the batch is every event appended since the last sync began. A sync starts as soon
+ * as the loop has run the callbacks already due in this iteration (commit_window_ms = 0: an
+ * activated event, run after them) or after the window, and never while another one is in
+ * flight: events appended meanwhile wait and share the next sync, which starts the moment the
+ * current one returns. The fdatasync itself runs on the worker thread, so the loop keeps
+ * accepting, normalising and appending while the disk works. */
+
+static void *sync_worker(void *arg) {
     dispatch_t *d = arg;
-    d->commit_armed = 0;
-    hb_status_t st = spool_sync(d->spool);
+    pthread_mutex_lock(&d->wmu);
+    for (;;) {
+        if (d->wjob) {
+            d->wjob = 0;
+            pthread_mutex_unlock(&d->wmu);
+            spool_sync_run(&d->job);
+            pthread_mutex_lock(&d->wmu);
+            d->wdone = 1;
+            uint64_t one = 1;
+            /* An eventfd write of 1 cannot fail short of an overflow at 2^64 - 1. */
+            while (write(d->wfd, &one, sizeof one) < 0 && errno == EINTR) {
+            }
+            continue;
+        }
+        if (d->wquit)
+            break;
+        pthread_cond_wait(&d->wcv, &d->wmu);
+    }
+    pthread_mutex_unlock(&d->wmu);
+    return NULL;
+}
+
+static void on_synced(evutil_socket_t fd, short what, void *arg);
+
+/* Starts the worker: 0, or -1 (logged) and the caller syncs on the loop thread instead. */
+static int worker_start(dispatch_t *d) {
+    if (d->worker_started)
+        return 0;
+    d->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->wfd < 0) {
+        log_error("dispatch", "cannot create the sync worker's eventfd: syncing on the loop",
+                  "error", strerror(errno), NULL);
+        return -1;
+    }
+    d->synced_ev = event_new(d->base, d->wfd, EV_READ | EV_PERSIST, on_synced, d);
+    if (!d->synced_ev || event_add(d->synced_ev, NULL) != 0)
+        goto fail;
+    int e = pthread_create(&d->worker, NULL, sync_worker, d);
+    if (e != 0) {
+        log_error("dispatch", "cannot start the sync worker: syncing on the loop", "error",
+                  strerror(e), NULL);
+        goto fail;
+    }
+    d->worker_started = 1;
+    return 0;
+fail:
+    if (d->synced_ev)
+        event_free(d->synced_ev);
+    d->synced_ev = NULL;
+    close(d->wfd);
+    d->wfd = -1;
+    return -1;
+}
+
+/* The batch's sync returned: answer every event of it. */
+static void commit_finish(dispatch_t *d) {
+    hb_status_t st = spool_sync_end(d->spool, &d->job);
+    d->sync_inflight = 0;
     if (st != HB_OK) {
         d->st.spool_fail_ms = hbtime_mono_ms();
         d->st.spool_fail_st = st;
@@ -165,8 +244,8 @@ static void on_commit(evutil_socket_t fd, short what, void *arg) {
                   "reason", hb_status_str(st), NULL);
     }
     pending_t *p;
-    while ((p = TAILQ_FIRST(&d->commit)) != NULL) {
-        TAILQ_REMOVE(&d->commit, p, commit_link);
+    while ((p = TAILQ_FIRST(&d->syncing)) != NULL) {
+        TAILQ_REMOVE(&d->syncing, p, commit_link);
         p->in_commit = 0;
         if (st == HB_OK && !p->answered) {
             d->st.spooled++;
@@ -177,8 +256,59 @@ static void on_commit(evutil_socket_t fd, short what, void *arg) {
         answer(d, p, st);
         pending_maybe_free(p);
     }
+    commit_kick(d); /* what was appended meanwhile */
     drain_kick(d);
     check_stopped(d);
+}
+
+static void on_synced(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    dispatch_t *d = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0)
+        return; /* EAGAIN: a spurious wake-up */
+    pthread_mutex_lock(&d->wmu);
+    int done = d->wdone;
+    d->wdone = 0;
+    pthread_mutex_unlock(&d->wmu);
+    if (done && d->sync_inflight)
+        commit_finish(d);
+}
+
+/* Takes the batch (every event appended so far) and hands its sync to the worker. */
+static void on_commit(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    d->commit_armed = 0;
+    if (d->sync_inflight || TAILQ_EMPTY(&d->commit))
+        return;
+    TAILQ_CONCAT(&d->syncing, &d->commit, commit_link);
+    spool_sync_begin(d->spool, &d->job);
+    d->sync_inflight = 1;
+    if (worker_start(d) != 0) {
+        spool_sync_run(&d->job);
+        commit_finish(d);
+        return;
+    }
+    pthread_mutex_lock(&d->wmu);
+    d->wjob = 1;
+    pthread_cond_signal(&d->wcv);
+    pthread_mutex_unlock(&d->wmu);
+}
+
+/* Schedules the next sync if events wait for one and none is in flight. */
+static void commit_kick(dispatch_t *d) {
+    if (d->commit_armed || d->sync_inflight || TAILQ_EMPTY(&d->commit))
+        return;
+    d->commit_armed = 1;
+    if (d->commit_window_ms > 0 && !d->stopping) {
+        struct timeval tv = {(time_t)(d->commit_window_ms / 1000),
+                             (suseconds_t)(d->commit_window_ms % 1000) * 1000};
+        event_add(d->commit_ev, &tv);
+    } else {
+        event_active(d->commit_ev, EV_TIMEOUT, 0);
+    }
 }
 
 static void set_kafka_up(dispatch_t *d, int up) {
@@ -422,7 +552,8 @@ static void on_producer_event(void *arg, producer_event_t ev, rd_kafka_resp_err_
 static void check_stopped(dispatch_t *d) {
     if (!d->stopping || !d->stopped)
         return;
-    if (!TAILQ_EMPTY(&d->live) || !TAILQ_EMPTY(&d->commit) || d->st.drain_inflight > 0)
+    if (!TAILQ_EMPTY(&d->live) || !TAILQ_EMPTY(&d->commit) || !TAILQ_EMPTY(&d->syncing) ||
+        d->sync_inflight || (d->st.drain_inflight > 0 && !d->deadline_passed))
         return;
     void (*cb)(void *) = d->stopped;
     d->stopped = NULL;
@@ -446,16 +577,15 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg) {
     }
     log_info("dispatch", "shutdown deadline: in-flight events spooled", "#events", (long long)n,
              NULL);
-    if (d->commit_armed) {
-        evtimer_del(d->commit_timer);
-        on_commit(-1, 0, d);
+    /* Drain records are already safe in the spool: their reports arrive at producer_flush.
+     * The events just spooled are answered when their sync returns (check_stopped then). */
+    d->deadline_passed = 1;
+    if (d->commit_armed && evtimer_pending(d->commit_ev, NULL)) {
+        event_del(d->commit_ev);
+        d->commit_armed = 0;
     }
-    /* Drain records are already safe in the spool: their reports arrive at producer_flush. */
-    if (TAILQ_EMPTY(&d->live) && TAILQ_EMPTY(&d->commit) && d->stopped) {
-        void (*cb)(void *) = d->stopped;
-        d->stopped = NULL;
-        cb(d->stopped_arg);
-    }
+    commit_kick(d);
+    check_stopped(d);
 }
 
 void dispatch_shutdown(dispatch_t *d, void (*stopped)(void *arg), void *arg) {
@@ -487,12 +617,16 @@ dispatch_t *dispatch_new(struct event_base *base, const hb_config_t *cfg, spool_
     d->st.kafka_up = 1; /* optimistic until a failure says otherwise */
     TAILQ_INIT(&d->live);
     TAILQ_INIT(&d->commit);
+    TAILQ_INIT(&d->syncing);
+    d->wfd = -1;
+    pthread_mutex_init(&d->wmu, NULL);
+    pthread_cond_init(&d->wcv, NULL);
     d->ack_timer = evtimer_new(base, on_ack_timeout, d);
-    d->commit_timer = evtimer_new(base, on_commit, d);
+    d->commit_ev = event_new(base, -1, 0, on_commit, d);
     d->drain_timer = evtimer_new(base, on_drain_timer, d);
     d->shutdown_timer = evtimer_new(base, on_shutdown_timeout, d);
     d->recreate_ev = event_new(base, -1, 0, on_recreate, d);
-    if (!d->ack_timer || !d->commit_timer || !d->drain_timer || !d->shutdown_timer ||
+    if (!d->ack_timer || !d->commit_ev || !d->drain_timer || !d->shutdown_timer ||
         !d->recreate_ev) {
         snprintf(errstr, errlen, "out of memory");
         goto fail;
@@ -535,9 +669,29 @@ void dispatch_free(dispatch_t *d) {
         producer_flush(d->producer, 2000);
         producer_free(d->producer);
     }
+    if (d->worker_started) {
+        /* The worker finishes the job it holds, then leaves. */
+        pthread_mutex_lock(&d->wmu);
+        d->wquit = 1;
+        pthread_cond_signal(&d->wcv);
+        pthread_mutex_unlock(&d->wmu);
+        pthread_join(d->worker, NULL);
+    }
+    if (d->sync_inflight) {
+        spool_sync_end(d->spool, &d->job);
+        d->sync_inflight = 0;
+    }
     /* Normally empty by now (dispatch_shutdown answered everything); after a failed start or
      * an aborted run, free what is left without answering. */
     pending_t *p;
+    while ((p = TAILQ_FIRST(&d->syncing)) != NULL) {
+        TAILQ_REMOVE(&d->syncing, p, commit_link);
+        p->in_commit = 0;
+        if (p->in_live)
+            live_unlink(d, p);
+        msg_free(&p->msg);
+        free(p);
+    }
     while ((p = TAILQ_FIRST(&d->commit)) != NULL) {
         TAILQ_REMOVE(&d->commit, p, commit_link);
         p->in_commit = 0;
@@ -553,8 +707,14 @@ void dispatch_free(dispatch_t *d) {
     }
     if (d->ack_timer)
         event_free(d->ack_timer);
-    if (d->commit_timer)
-        event_free(d->commit_timer);
+    if (d->commit_ev)
+        event_free(d->commit_ev);
+    if (d->synced_ev)
+        event_free(d->synced_ev);
+    if (d->wfd >= 0)
+        close(d->wfd);
+    pthread_mutex_destroy(&d->wmu);
+    pthread_cond_destroy(&d->wcv);
     if (d->drain_timer)
         event_free(d->drain_timer);
     if (d->shutdown_timer)

@@ -7,7 +7,9 @@
  *    events go to the spool (so events of one key never overtake each other);
  *  - an event Kafka has not acknowledged within producer.ack_timeout_ms, or whose delivery failed,
  *    goes to the spool; if Kafka acknowledges it later anyway, that is a counted duplicate;
- *  - spooled events of one commit window share one fdatasync (group commit);
+ *  - spooled events share fdatasyncs (group commit, pipelined): a sync takes every event appended
+ *    so far and runs on a worker thread while the loop goes on; events appended meanwhile share
+ *    the next one, started when it returns (spool.commit_window_ms > 0 delays each start);
  *  - the drainer republishes spooled records in order, acks them in the spool on delivery, and
  *    probes with one record at a time while Kafka is down (the delivery report is the wake-up).
  *

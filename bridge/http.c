@@ -11,9 +11,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "auth.h"
+#include "conn.h"
 #include "buf.h"
+#include "echo.h"
 #include "hbtime.h"
 #include "log.h"
 
@@ -22,22 +26,34 @@ struct http_server {
     struct evhttp *evh;
     int port;
     struct evhttp_bound_socket *bound;
-    char *path;
-    size_t path_len;
+    conn_t *conns; /* connection limits and TLS (conn.h) */
     size_t max_body;
-    auth_t *auth;            /* NULL when no access control is configured */
+    const endpoint_set_t *endpoints; /* borrowed (http_set_endpoints); NULL: none yet */
+    size_t *ep_slot;                 /* the counter slot of each endpoint of the set */
     uint64_t auth_failures;  /* requests denied by auth (401 or 403) */
     http_webhook_cb cb;
     void *arg;
-    uint64_t answers[HTTP_EP__COUNT][500]; /* by endpoint and status - 100 */
+    /* Answer counters by slot: HTTP_EP_HEALTHZ, HTTP_EP_OTHER, then one per endpoint name ever
+     * served (a reload keeps the counters of the endpoints it drops; slots never move). */
+    uint64_t fixed_answers[HTTP_EP__FIXED][500]; /* by status - 100 */
+    struct http_counter *ep_counters;
+    size_t ep_counter_cnt;
+    uint64_t rid_prefix, rid_next; /* request ids: a random prefix from start, a counter */
     uint64_t replies_unsent; /* answers handed to evhttp and not yet written out */
     void (*flushed)(void *);
     void *flushed_arg;
 };
 
+struct http_counter {
+    char name[CFG_ENDPOINT_NAME_MAX + 1];
+    uint64_t answers[500]; /* by status - 100 */
+};
+
 struct http_req {
     struct evhttp_request *ev;
     http_server_t *srv;
+    size_t slot; /* its endpoint's counter slot (the name too, for logs) */
+    char id[HTTP_REQUEST_ID_LEN + 1];
     char peer[64];
 };
 
@@ -53,6 +69,7 @@ static const char *reason_phrase(int status) {
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Status";
@@ -82,11 +99,17 @@ static void on_reply_sent(struct evhttp_request *req, void *arg) {
     }
 }
 
+/* The answer counters of a slot (HTTP_EP_HEALTHZ, HTTP_EP_OTHER, or an endpoint's). */
+static uint64_t *slot_answers(http_server_t *s, size_t slot) {
+    return slot < HTTP_EP__FIXED ? s->fixed_answers[slot]
+                                 : s->ep_counters[slot - HTTP_EP__FIXED].answers;
+}
+
 /* Every answer of this listener goes through here, so the counters see each one once. */
-static void send_counted(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req,
-                         int status, const char *json, size_t len) {
+static void send_counted(http_server_t *s, size_t slot, struct evhttp_request *req, int status,
+                         const char *json, size_t len) {
     if (status >= 100 && status <= 599)
-        s->answers[ep][status - 100]++;
+        slot_answers(s, slot)[status - 100]++;
     /* Counted until the answer has left for the socket, so a stop can wait for it. */
     s->replies_unsent++;
     evhttp_request_set_on_complete_cb(req, on_reply_sent, s);
@@ -101,8 +124,8 @@ void http_format_error(buf_t *b, const char *code, const char *detail) {
     buf_puts(b, "}\n");
 }
 
-static void send_error(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req,
-                       int status, const char *code, const char *detail, int retry_after_s) {
+static void send_error(http_server_t *s, size_t slot, struct evhttp_request *req, int status,
+                       const char *code, const char *detail, int retry_after_s) {
     buf_t b = {0};
     http_format_error(&b, code, detail);
     if (retry_after_s > 0) {
@@ -111,28 +134,43 @@ static void send_error(http_server_t *s, http_endpoint_t ep, struct evhttp_reque
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
     }
     if (buf_ok(&b))
-        send_counted(s, ep, req, status, b.data, b.len);
+        send_counted(s, slot, req, status, b.data, b.len);
     else
-        send_counted(s, ep, req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
+        send_counted(s, slot, req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n",
+                     44);
     buf_free(&b);
+}
+
+const char *http_req_endpoint(const http_req_t *r) {
+    return r->srv->ep_counters[r->slot - HTTP_EP__FIXED].name;
 }
 
 void http_reply_accepted(http_req_t *r, const char *id) {
     char body[128];
     int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", id);
-    send_counted(r->srv, HTTP_EP_WEBHOOK, r->ev, 202, body, (size_t)n);
+    log_debug("http", "request accepted", "endpoint", http_req_endpoint(r), "request_id", r->id,
+              "peer", r->peer, "id", id, NULL);
+    send_counted(r->srv, r->slot, r->ev, 202, body, (size_t)n);
+    free(r);
+}
+
+/* Answers an error without logging it, and frees r. */
+static void finish_error(http_req_t *r, int status, const char *code, const char *detail,
+                         int retry_after_s) {
+    send_error(r->srv, r->slot, r->ev, status, code, detail, retry_after_s);
     free(r);
 }
 
 void http_reply_error(http_req_t *r, int status, const char *code, const char *detail,
                       int retry_after_s) {
-    log_info("http", "request refused", "peer", r->peer, "#status", (long long)status, "error",
-             code, "detail", detail, NULL);
-    send_error(r->srv, HTTP_EP_WEBHOOK, r->ev, status, code, detail, retry_after_s);
-    free(r);
+    log_info("http", "request refused", "endpoint", http_req_endpoint(r), "request_id", r->id,
+             "peer", r->peer, "#status", (long long)status, "error", code, "detail", detail,
+             NULL);
+    finish_error(r, status, code, detail, retry_after_s);
 }
 
 const char *http_req_peer(const http_req_t *r) { return r->peer; }
+const char *http_req_id(const http_req_t *r) { return r->id; }
 
 /* The client's address, "ip:port" for logs or, without with_port, the bare ip for auth. */
 static void peer_of(struct evhttp_request *req, char *out, size_t len, int with_port) {
@@ -160,13 +198,14 @@ static int is_json_type(const char *ct) {
            strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-static void refuse(http_server_t *s, http_endpoint_t ep, struct evhttp_request *req, int status,
+/* Refuses a request that reached no endpoint (404, or 405 on /healthz). */
+static void refuse(http_server_t *s, size_t slot, struct evhttp_request *req, int status,
                    const char *code, const char *detail) {
     char peer[64];
     peer_of(req, peer, sizeof peer, 1);
     log_info("http", "request refused", "peer", peer, "#status", (long long)status, "error", code,
              "detail", detail, NULL);
-    send_error(s, ep, req, status, code, detail, 0);
+    send_error(s, slot, req, status, code, detail, 0);
 }
 
 /* Every X-Forwarded-For header, joined with ", " in arrival order (RFC 7230 3.2.2), so the
@@ -190,9 +229,11 @@ static char *forwarded_for(struct evkeyvalq *headers) {
     return out;
 }
 
-/* Runs the access-control check; 0 when allowed, else the request has been answered. */
-static int check_auth(http_server_t *s, struct evhttp_request *req, const char *path_token,
+/* Runs the endpoint's access-control check; 0 when allowed, else r has been answered (and
+ * freed). */
+static int check_auth(http_req_t *r, const auth_t *auth, const char *path_token,
                       const char *body, size_t len) {
+    struct evhttp_request *req = r->ev;
     struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -217,23 +258,41 @@ static int check_auth(http_server_t *s, struct evhttp_request *req, const char *
         .body_len = len,
         .now_s = hbtime_now_ms() / 1000,
     };
-    auth_result_t r;
-    auth_check(s->auth, &in, &r);
+    auth_result_t v;
+    auth_check(auth, &in, &v);
     free(xff);
     evhttp_clear_headers(&params);
-    if (r.allowed)
+    if (v.allowed)
         return 0;
-    s->auth_failures++;
-    char peerport[64];
-    peer_of(req, peerport, sizeof peerport, 1);
+    r->srv->auth_failures++;
     /* Only the verdict is logged: never the token, the credentials or a signature. */
-    log_warn("http", "request denied by access control", "peer", peerport, "client", r.client,
-             "#status", (long long)r.status, "error", r.error, "detail", r.detail, NULL);
-    if (r.want_basic)
+    log_warn("http", "request denied by access control", "endpoint", http_req_endpoint(r),
+             "request_id", r->id, "peer", r->peer, "client", v.client, "#status",
+             (long long)v.status, "error", v.error, "detail", v.detail, NULL);
+    if (v.want_basic)
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Basic realm=\"hookbridge\", charset=\"UTF-8\"");
-    send_error(s, HTTP_EP_WEBHOOK, req, r.status, r.error, r.detail, 0);
+    finish_error(r, v.status, v.error, v.detail, 0);
     return -1;
+}
+
+/* 32 lowercase hex characters: the process's random prefix, then a counter. Unique within
+ * the process by the counter, across restarts by the prefix (2^-64 per pair of processes). */
+static void next_request_id(http_server_t *s, char out[HTTP_REQUEST_ID_LEN + 1]) {
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v[2] = {s->rid_prefix, s->rid_next++};
+    for (int half = 0; half < 2; half++)
+        for (int i = 0; i < 16; i++)
+            out[half * 16 + i] = hex[(v[half] >> (60 - 4 * i)) & 0xf];
+    out[HTTP_REQUEST_ID_LEN] = '\0';
+}
+
+/* The random half of the request ids. getrandom() may refuse only before the kernel's pool is
+ * ready (early boot): the clock and pid then still keep two runs apart. */
+static void request_id_init(http_server_t *s) {
+    if (getrandom(&s->rid_prefix, sizeof s->rid_prefix, GRND_NONBLOCK) !=
+        (ssize_t)sizeof s->rid_prefix)
+        s->rid_prefix = (uint64_t)hbtime_now_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
 }
 
 static void on_request(struct evhttp_request *req, void *arg) {
@@ -243,6 +302,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     char detail[512];
 
+    /* The request has arrived whole: its deadline is over (conn.h). Too many header fields are
+     * refused before anything else is looked at (counted under "other": no endpoint yet). */
+    if (conn_request_arrived(s->conns, req, detail, sizeof detail) != 0) {
+        refuse(s, HTTP_EP_OTHER, req, 431, "too_many_headers", detail);
+        return;
+    }
     if (!path || !*path)
         path = "/";
     if (strcmp(path, "/healthz") == 0) {
@@ -254,63 +319,100 @@ static void on_request(struct evhttp_request *req, void *arg) {
         send_counted(s, HTTP_EP_HEALTHZ, req, 200, "{\"status\":\"ok\"}\n", 16);
         return;
     }
-    /* With tokens configured, "<path>/<token>" is the webhook path too. */
-    const char *path_token = NULL;
-    int under = strncmp(path, s->path, s->path_len) == 0 && path[s->path_len] == '/';
-    if (under && auth_uses_tokens(s->auth) && path[s->path_len + 1] &&
-        !strchr(path + s->path_len + 1, '/')) {
-        path_token = path + s->path_len + 1;
-    } else if (strcmp(path, s->path) != 0) {
-        /* What follows the webhook path may be a (wrong or mistyped) token: keep it out of the
+    const char *path_token, *under;
+    int idx = endpoint_set_match(s->endpoints, path, &path_token, &under);
+    if (idx < 0) {
+        /* What follows an endpoint path may be a (wrong or mistyped) token: keep it out of the
          * answer and the log. */
+        char shown[208];
         if (under)
-            snprintf(detail, sizeof detail, "no endpoint at %.200s/...", s->path);
+            snprintf(detail, sizeof detail, "no endpoint at %s/...",
+                     echo_text(under, strlen(under), 200, shown, sizeof shown));
         else
-            snprintf(detail, sizeof detail, "no endpoint at %.200s", path);
+            snprintf(detail, sizeof detail, "no endpoint at %s",
+                     echo_text(path, strlen(path), 200, shown, sizeof shown));
         refuse(s, HTTP_EP_OTHER, req, 404, "not_found", detail);
         return;
     }
-    if (method != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        refuse(s, HTTP_EP_WEBHOOK, req, 405, "method_not_allowed",
-               "webhooks are delivered with POST");
-        return;
-    }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    /* Access control before anything else about the request: a stranger learns nothing from
-     * our content-type or size answers. The body is already read (HMAC needs it); one
-     * contiguous view, without a copy when it already is one chunk. */
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    if (s->auth && check_auth(s, req, path_token, body, len) != 0)
-        return;
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    if (!is_json_type(ct)) {
-        snprintf(detail, sizeof detail, "content type must be application/json, got %.100s",
-                 ct ? ct : "none");
-        refuse(s, HTTP_EP_WEBHOOK, req, 415, "unsupported_media_type", detail);
-        return;
-    }
-    if (len > s->max_body) {
-        snprintf(detail, sizeof detail, "body is %zu bytes, the limit is %zu", len, s->max_body);
-        refuse(s, HTTP_EP_WEBHOOK, req, 413, "body_too_large", detail);
-        return;
-    }
-    if (len == 0) {
-        refuse(s, HTTP_EP_WEBHOOK, req, 400, "empty_body",
-               "the body is empty; expected a JSON object");
-        return;
-    }
+    const endpoint_t *ep = endpoint_set_get(s->endpoints, (size_t)idx);
     http_req_t *r = calloc(1, sizeof *r);
     if (!r) {
-        send_error(s, HTTP_EP_WEBHOOK, req, 503, "nomem", "out of memory", 1);
+        send_error(s, s->ep_slot[idx], req, 503, "nomem", "out of memory", 1);
         return;
     }
     r->ev = req;
     r->srv = s;
+    r->slot = s->ep_slot[idx];
+    next_request_id(s, r->id);
     peer_of(req, r->peer, sizeof r->peer, 1);
-    log_debug("http", "request received", "peer", r->peer, "#bytes", (long long)len, NULL);
-    s->cb(s->arg, r, body, len);
+    /* Set now, so that every answer to this request carries it, errors included. */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", r->id);
+    if (method != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        http_reply_error(r, 405, "method_not_allowed", "webhooks are delivered with POST", 0);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    log_debug("http", "request received", "endpoint", endpoint_name(ep), "request_id", r->id,
+              "peer", r->peer, "#bytes", (long long)len, NULL);
+    /* Access control before anything else about the request: a stranger learns nothing from
+     * our content-type or size answers. The body is already read (HMAC needs it); one
+     * contiguous view, without a copy when it already is one chunk. */
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    const auth_t *auth = endpoint_auth(ep);
+    if (auth && check_auth(r, auth, path_token, body, len) != 0)
+        return;
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    if (!is_json_type(ct)) {
+        char shown[108];
+        snprintf(detail, sizeof detail, "content type must be application/json, got %s",
+                 ct ? echo_text(ct, strlen(ct), 100, shown, sizeof shown) : "none");
+        http_reply_error(r, 415, "unsupported_media_type", detail, 0);
+        return;
+    }
+    if (len > s->max_body) {
+        snprintf(detail, sizeof detail, "body is %zu bytes, the limit is %zu", len, s->max_body);
+        http_reply_error(r, 413, "body_too_large", detail, 0);
+        return;
+    }
+    if (len == 0) {
+        http_reply_error(r, 400, "empty_body", "the body is empty; expected a JSON object", 0);
+        return;
+    }
+    s->cb(s->arg, r, ep, body, len);
+}
+
+/* The counter slot of an endpoint name, added when new. (size_t)-1 when out of memory. */
+static size_t counter_slot(http_server_t *s, const char *name) {
+    for (size_t i = 0; i < s->ep_counter_cnt; i++)
+        if (strcmp(s->ep_counters[i].name, name) == 0)
+            return HTTP_EP__FIXED + i;
+    struct http_counter *c = realloc(s->ep_counters, (s->ep_counter_cnt + 1) * sizeof *c);
+    if (!c)
+        return (size_t)-1;
+    s->ep_counters = c;
+    c = &c[s->ep_counter_cnt];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    return HTTP_EP__FIXED + s->ep_counter_cnt++;
+}
+
+int http_set_endpoints(http_server_t *s, const endpoint_set_t *set) {
+    size_t n = endpoint_set_count(set);
+    size_t *slots = calloc(n ? n : 1, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((slots[i] = counter_slot(s, endpoint_name(endpoint_set_get(set, i)))) ==
+            (size_t)-1) {
+            free(slots);
+            return -1;
+        }
+    free(s->ep_slot);
+    s->ep_slot = slots;
+    s->endpoints = set;
+    return 0;
 }
 
 int http_listen_on(struct evhttp *evh, struct event_base *base, const char *listen,
@@ -370,17 +472,11 @@ int http_listen_on(struct evhttp *evh, struct event_base *base, const char *list
 http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_webhook_cb cb,
                         void *arg, char *errstr, size_t errlen) {
     http_server_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->path = strdup(cfg->http_path)) || !(s->evh = evhttp_new(base))) {
+    if (!s || !(s->evh = evhttp_new(base))) {
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }
-    s->path_len = strlen(s->path);
-    if (!(s->auth = auth_from_config(cfg, errstr, errlen)))
-        goto fail;
-    if (!auth_enabled(s->auth)) {
-        auth_free(s->auth);
-        s->auth = NULL;
-    }
+    request_id_init(s);
     s->base = base;
     s->cb = cb;
     s->arg = arg;
@@ -400,13 +496,16 @@ http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_we
     evhttp_set_default_content_type(s->evh, "application/json");
     evhttp_set_flags(s->evh, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_gencb(s->evh, on_request, s);
+    if (!(s->conns = conn_new(base, s->evh, cfg, errstr, errlen)))
+        goto fail;
     if ((s->port = http_listen_on(s->evh, base, cfg->http_listen, &s->bound, errstr, errlen)) < 0)
         goto fail;
+    conn_set_listener(s->conns, evhttp_bound_socket_get_listener(s->bound));
     char addr[320];
     snprintf(addr, sizeof addr, "%.*s:%d", (int)(strrchr(cfg->http_listen, ':') - cfg->http_listen),
              cfg->http_listen, s->port);
-    log_info("http", "listening", "addr", addr, "path", s->path, "access_control",
-             s->auth ? "on" : "off", NULL);
+    log_info("http", "listening", "addr", addr, "tls", conn_tls_enabled(s->conns) ? "on" : "off",
+             NULL);
     return s;
 fail:
     http_free(s);
@@ -417,18 +516,23 @@ int http_port(const http_server_t *s) { return s->port; }
 
 uint64_t http_auth_failures(const http_server_t *s) { return s ? s->auth_failures : 0; }
 
-uint64_t http_answer_count(const http_server_t *s, http_endpoint_t ep, int status) {
-    if ((unsigned)ep >= HTTP_EP__COUNT || status < 100 || status > 599)
-        return 0;
-    return s->answers[ep][status - 100];
+const struct conn *http_conns(const http_server_t *s) { return s ? s->conns : NULL; }
+
+size_t http_counter_count(const http_server_t *s) { return HTTP_EP__FIXED + s->ep_counter_cnt; }
+
+const char *http_counter_label(const http_server_t *s, size_t slot) {
+    if (slot == HTTP_EP_HEALTHZ)
+        return "healthz";
+    if (slot == HTTP_EP_OTHER)
+        return "other";
+    return slot < http_counter_count(s) ? s->ep_counters[slot - HTTP_EP__FIXED].name : NULL;
 }
 
-const char *http_endpoint_name(http_endpoint_t ep) {
-    switch (ep) {
-    case HTTP_EP_WEBHOOK: return "webhook";
-    case HTTP_EP_HEALTHZ: return "healthz";
-    default: return "other";
-    }
+uint64_t http_answer_count(const http_server_t *s, size_t slot, int status) {
+    if (slot >= http_counter_count(s) || status < 100 || status > 599)
+        return 0;
+    return slot < HTTP_EP__FIXED ? s->fixed_answers[slot][status - 100]
+                                 : s->ep_counters[slot - HTTP_EP__FIXED].answers[status - 100];
 }
 
 void http_when_flushed(http_server_t *s, void (*cb)(void *arg), void *arg) {
@@ -442,6 +546,7 @@ void http_when_flushed(http_server_t *s, void (*cb)(void *arg), void *arg) {
 
 void http_stop_accepting(http_server_t *s) {
     /* Closing the listener stops new connections; open ones finish their requests. */
+    conn_set_listener(s->conns, NULL); /* a closing connection must not re-enable it */
     if (s->bound) {
         evhttp_del_accept_socket(s->evh, s->bound);
         s->bound = NULL;
@@ -453,7 +558,8 @@ void http_free(http_server_t *s) {
         return;
     if (s->evh)
         evhttp_free(s->evh);
-    auth_free(s->auth);
-    free(s->path);
+    conn_free(s->conns); /* after evhttp_free: it outlives the connections being finalized */
+    free(s->ep_slot);
+    free(s->ep_counters);
     free(s);
 }

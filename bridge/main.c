@@ -6,11 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "bridge.h"
 #include "config.h"
 #include "log.h"
-#include "producer.h"
 #include "spool.h"
 
 /* Exit codes (documented in the README). */
@@ -30,31 +28,10 @@ static void usage(FILE *out) {
 
 static hb_config_t *load_config(const char *path) {
     char err[1024];
-    hb_config_t *cfg = path ? config_load(path, err, sizeof err) : config_new();
-    if (!cfg) {
-        fprintf(stderr, "hookbridge: %s\n", path ? err : "out of memory");
-        return NULL;
-    }
-    /* Routing, access-control and librdkafka settings are checked by their owners, with the
-     * file's lines. */
-    route_t *r = bridge_router_from_config(cfg, err, sizeof err);
-    if (!r)
-        goto fail;
-    route_free(r);
-    /* CIDRs and secrets are parsed by auth.c, which common/config.c cannot see. */
-    auth_t *a = auth_from_config(cfg, err, sizeof err);
-    if (!a)
-        goto fail;
-    auth_free(a);
-    rd_kafka_conf_t *kc = producer_conf_build(cfg, err, sizeof err);
-    if (!kc)
-        goto fail;
-    rd_kafka_conf_destroy(kc);
+    hb_config_t *cfg = bridge_config_load(path, err, sizeof err);
+    if (!cfg)
+        fprintf(stderr, "hookbridge: %s\n", err);
     return cfg;
-fail:
-    fprintf(stderr, "hookbridge: %s\n", err);
-    config_free(cfg);
-    return NULL;
 }
 
 static int cmd_spool(int argc, char **argv) {
@@ -104,13 +81,17 @@ static void on_flush_deadline(evutil_socket_t fd, short what, void *arg) {
     event_base_loopexit(rs->base, NULL);
 }
 
-/* SIGHUP's default action would kill the daemon mid-request; reloading is not built yet. */
+/* SIGHUP reloads the config file (bridge.h says what changes and what waits for a restart).
+ * Handled inside the loop, between requests, so no request sees half of a swap. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg) {
     (void)sig;
     (void)what;
-    (void)arg;
-    log_warn("main", "SIGHUP ignored: configuration reload is not supported yet; restart to "
-                     "apply a changed file", NULL);
+    run_state_t *rs = arg;
+    if (rs->stopping) {
+        log_warn("main", "SIGHUP ignored: stopping", NULL);
+        return;
+    }
+    bridge_reload(rs->bridge);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -188,16 +169,23 @@ int main(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     log_info("main", "starting", "version", HB_VERSION, "config", config_path, NULL);
+    /* SIGHUP's default action kills: caught from before the listeners open (a reload sent as
+     * soon as the port answers must not stop the daemon); it is served once the loop runs.
+     * SIGTERM and SIGINT keep their default until then: a start can be cut short. */
+    sighup = evsignal_new(rs.base, SIGHUP, on_sighup, &rs);
+    if (!sighup || event_add(sighup, NULL)) {
+        log_error("main", "cannot install signal handlers", NULL);
+        goto done;
+    }
     rs.bridge = bridge_new(rs.base, cfg, err, sizeof err); /* takes cfg */
+    cfg = NULL;
     if (!rs.bridge) {
         log_error("main", "cannot start", "reason", err, NULL);
         goto done;
     }
     sigterm = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     sigint = evsignal_new(rs.base, SIGINT, on_signal, &rs);
-    sighup = evsignal_new(rs.base, SIGHUP, on_sighup, &rs);
-    if (!sigterm || !sigint || !sighup || event_add(sigterm, NULL) || event_add(sigint, NULL) ||
-        event_add(sighup, NULL)) {
+    if (!sigterm || !sigint || event_add(sigterm, NULL) || event_add(sigint, NULL)) {
         log_error("main", "cannot install signal handlers", NULL);
         goto done;
     }
@@ -212,6 +200,7 @@ done:
     if (sighup)
         event_free(sighup);
     bridge_free(rs.bridge);
+    config_free(cfg); /* NULL once bridge_new took it */
     event_base_free(rs.base);
     return rc;
 }

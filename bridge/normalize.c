@@ -17,15 +17,16 @@
 #define NORM_DEFAULT_SOURCE "/cloud66"
 #define ECHO_MAX 64 /* longest client string repeated in an error message */
 
-/* The stack model's fields in the order Cloud 66 documents them (`uid` to `redeploy_hook`).
- * In a flattened payload these move under data.stack. */
+/* The stack model's 33 fields (Cloud 66 documents them from `uid` to `redeploy_hook`). In a
+ * flattened payload these move under data.stack. Sorted by strcmp() for is_stack_field()'s
+ * binary search: keep it sorted. */
 static const char *const stack_fields[] = {
-    "uid", "name", "account_id", "git", "git_branch", "environment", "cloud", "fqdn",
-    "language", "framework", "status", "health", "last_activity", "last_activity_iso",
-    "maintenance_mode", "has_loadbalancer", "created_at", "updated_at", "deploy_directory",
-    "cloud_status", "backend", "version", "revision", "is_busy", "account_name", "is_cluster",
-    "is_inside_cluster", "cluster_name", "application_address", "configstore_namespace",
-    "namespaces", "considerations", "redeploy_hook",
+    "account_id", "account_name", "application_address", "backend", "cloud", "cloud_status",
+    "cluster_name", "configstore_namespace", "considerations", "created_at", "deploy_directory",
+    "environment", "fqdn", "framework", "git", "git_branch", "has_loadbalancer", "health",
+    "is_busy", "is_cluster", "is_inside_cluster", "language", "last_activity", "last_activity_iso",
+    "maintenance_mode", "name", "namespaces", "redeploy_hook", "revision", "status", "uid",
+    "updated_at", "version",
 };
 
 /* The subset that only a stack carries. Generic names (name, status, created_at, version...)
@@ -89,11 +90,15 @@ static const char *json_kind(json_object *o) {
     return "unknown";
 }
 
-static int in_list(const char *key, const char *const *list, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(key, list[i]) == 0)
-            return 1;
-    return 0;
+static int cmp_name(const void *key, const void *elem) {
+    return strcmp((const char *)key, *(const char *const *)elem);
+}
+
+/* Each key of a flat payload is looked up once (write_data): a binary search, not 33
+ * strcmp()s. */
+static int is_stack_field(const char *key) {
+    return bsearch(key, stack_fields, COUNT(stack_fields), sizeof *stack_fields, cmp_name) !=
+           NULL;
 }
 
 /* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -131,9 +136,13 @@ static int json_number_ok(const char *s) {
  * text against the JSON grammar finds them. Recursion is bounded by the parser's max depth. */
 static json_object *find_bad_number(json_object *o) {
     switch (json_object_get_type(o)) {
-    case json_type_double:
-        return json_number_ok(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) ? NULL
-                                                                                          : o;
+    case json_type_double: {
+        /* The source text is the double's userdata (what json-c writes back). */
+        const char *text = json_object_get_userdata(o);
+        if (!text)
+            text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        return json_number_ok(text) ? NULL : o;
+    }
     case json_type_array:
         for (size_t i = 0; i < json_object_array_length(o); i++) {
             json_object *bad = find_bad_number(json_object_array_get_idx(o, i));
@@ -316,82 +325,210 @@ static int is_flat_stack(json_object *root) {
     return hits >= 2;
 }
 
-/* Builds a new top level from a flat one: the stack fields go, in payload order, into a `stack`
- * object placed where the first of them was; every other member stays where it was. */
-static hb_status_t gather_stack(json_object *root, json_object **out) {
-    json_object *data = json_object_new_object();
-    json_object *stack = NULL;
-    if (!data)
-        return HB_ERR_NOMEM;
-    json_object_object_foreach(root, key, val) {
-        json_object *dst = data;
-        if (in_list(key, stack_fields, COUNT(stack_fields))) {
-            if (!stack) {
-                stack = json_object_new_object();
-                if (!stack)
-                    goto fail;
-                if (json_object_object_add(data, "stack", stack) != 0) {
-                    json_object_put(stack);
-                    goto fail;
-                }
-            }
-            dst = stack;
-        }
-        /* Shared, not copied: both trees hold a reference until the old root is released. */
-        if (json_object_object_add(dst, key, json_object_get(val)) != 0) {
-            json_object_put(val);
-            goto fail;
-        }
-    }
-    *out = data;
-    return HB_OK;
-fail:
-    json_object_put(data);
-    return HB_ERR_NOMEM;
+/* The data rules, decided on the parsed payload without building a second tree; write_data()
+ * applies them while it writes:
+ *   DATA_FLAT       the stack fields go, in payload order, into a `stack` object placed where
+ *                   the first of them was; every other member stays where it was;
+ *   DATA_STACK_UID  a `stack` that is only a uid string is written as {"uid": "..."} in place;
+ *   DATA_AS_IS      the payload as it is. */
+typedef enum data_shape { DATA_AS_IS, DATA_FLAT, DATA_STACK_UID } data_shape_t;
+
+static data_shape_t data_shape(json_object *root) {
+    json_object *stack;
+    if (is_flat_stack(root))
+        return DATA_FLAT;
+    if (json_object_object_get_ex(root, "stack", &stack) &&
+        json_object_is_type(stack, json_type_string))
+        return DATA_STACK_UID;
+    return DATA_AS_IS;
 }
 
-/* Applies the data rules to *root (which may be replaced): a flat stack is gathered under
- * `stack`, and a `stack` that is only a uid string becomes {"uid": "..."} in place. */
-static hb_status_t reshape_data(json_object **root) {
+/* Finds the subject of the reshaped data: the stack's uid when data.stack is an object with a
+ * string uid, else the top-level string uid, else none. A flat stack's uid is the top-level uid
+ * (is_flat_stack demands a string); a uid-string stack is its own uid. */
+static void find_subject(json_object *root, data_shape_t shape, norm_event_t *ev) {
     json_object *stack;
-    if (is_flat_stack(*root)) {
-        json_object *data;
-        if (gather_stack(*root, &data) != HB_OK)
-            return HB_ERR_NOMEM;
-        json_object_put(*root);
-        *root = data;
-        return HB_OK;
-    }
-    if (json_object_object_get_ex(*root, "stack", &stack) &&
-        json_object_is_type(stack, json_type_string)) {
-        json_object *obj = json_object_new_object();
-        if (!obj)
-            return HB_ERR_NOMEM;
-        if (json_object_object_add(obj, "uid", json_object_get(stack)) != 0) {
-            json_object_put(stack);
-            json_object_put(obj);
-            return HB_ERR_NOMEM;
-        }
-        /* Replacing an existing key keeps its position in json-c, so `stack` stays put. */
-        if (json_object_object_add(*root, "stack", obj) != 0) {
-            json_object_put(obj);
-            return HB_ERR_NOMEM;
-        }
-    }
-    return HB_OK;
-}
-
-/* Finds the subject: the stack's uid when data.stack is an object with a string uid, else the
- * top-level string uid, else none. */
-static void find_subject(json_object *data, norm_event_t *ev) {
-    json_object *stack;
-    if (json_object_object_get_ex(data, "stack", &stack) &&
-        json_object_is_type(stack, json_type_object) &&
-        (ev->subject = get_str(stack, "uid", &ev->subject_len)) != NULL) {
+    if (shape == DATA_FLAT) {
+        ev->subject = get_str(root, "uid", &ev->subject_len);
         ev->names_stack = 1;
         return;
     }
-    ev->subject = get_str(data, "uid", &ev->subject_len);
+    if (json_object_object_get_ex(root, "stack", &stack)) {
+        if (shape == DATA_STACK_UID) {
+            ev->subject = json_object_get_string(stack);
+            ev->subject_len = (size_t)json_object_get_string_len(stack);
+            ev->names_stack = 1;
+            return;
+        }
+        if (json_object_is_type(stack, json_type_object) &&
+            (ev->subject = get_str(stack, "uid", &ev->subject_len)) != NULL) {
+            ev->names_stack = 1;
+            return;
+        }
+    }
+    ev->subject = get_str(root, "uid", &ev->subject_len);
+}
+
+/* A JSON string exactly as json-c writes it with JSON_C_TO_STRING_NOSLASHESCAPE (the record
+ * bytes stay what they were when json-c wrote them; the golden files hold them): \b \f \n \r
+ * \t \" \\ short escapes, other control characters as \u00xx, everything else as it is. */
+static void put_jstr(buf_t *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    buf_reserve(b, n + 2);
+    buf_putc(b, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '\b': buf_append(b, "\\b", 2); break;
+        case '\f': buf_append(b, "\\f", 2); break;
+        case '\n': buf_append(b, "\\n", 2); break;
+        case '\r': buf_append(b, "\\r", 2); break;
+        case '\t': buf_append(b, "\\t", 2); break;
+        case '"': buf_append(b, "\\\"", 2); break;
+        case '\\': buf_append(b, "\\\\", 2); break;
+        default: {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, sizeof e);
+        }
+        }
+    }
+    buf_append(b, s + run, n - run);
+    buf_putc(b, '"');
+}
+
+static void put_value(buf_t *b, json_object *o);
+
+/* Decimal digits without printf (which showed in the profile: payloads are full of numbers). */
+static void put_uint(buf_t *b, int neg, uint64_t v) {
+    char tmp[21];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        tmp[--i] = '-';
+    buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+/* "key":value, json-c style: a key is written up to its first NUL, as json-c does. */
+static void put_kv(buf_t *b, const char *key, json_object *val) {
+    put_jstr(b, key, strlen(key));
+    buf_putc(b, ':');
+    put_value(b, val);
+}
+
+/* One value as json-c writes it with JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+ * straight into b (no printbuf per object, no copy afterwards). Recursion is bounded by the
+ * parser's max depth. */
+static void put_value(buf_t *b, json_object *o) {
+    switch (json_object_get_type(o)) {
+    case json_type_null: buf_append(b, "null", 4); return;
+    case json_type_boolean:
+        if (json_object_get_boolean(o))
+            buf_append(b, "true", 4);
+        else
+            buf_append(b, "false", 5);
+        return;
+    case json_type_int: {
+        /* json-c keeps integers above INT64_MAX as uint64; get_int64 would clamp them. */
+        int64_t v = json_object_get_int64(o);
+        put_uint(b, v < 0, v >= 0 ? json_object_get_uint64(o) : (uint64_t)0 - (uint64_t)v);
+        return;
+    }
+    case json_type_double: {
+        /* A parsed double keeps its source text as userdata, and json-c writes that text. */
+        const char *text = json_object_get_userdata(o);
+        if (!text)
+            text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        buf_puts(b, text);
+        return;
+    }
+    case json_type_string:
+        put_jstr(b, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        return;
+    case json_type_array: {
+        size_t n = json_object_array_length(o);
+        buf_putc(b, '[');
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                buf_putc(b, ',');
+            put_value(b, json_object_array_get_idx(o, i));
+        }
+        buf_putc(b, ']');
+        return;
+    }
+    case json_type_object: {
+        int first = 1;
+        buf_putc(b, '{');
+        json_object_object_foreach(o, key, val) {
+            if (!first)
+                buf_putc(b, ',');
+            first = 0;
+            put_kv(b, key, val);
+        }
+        buf_putc(b, '}');
+        return;
+    }
+    }
+}
+
+/* Writes the payload with the data rules of `shape` applied (see data_shape_t). */
+static void write_data(buf_t *b, json_object *root, data_shape_t shape) {
+    /* A flat payload's keys are each looked up once: is_field[i] for the i-th member (the
+     * members past FLAT_KEYS_MAX, if any, are looked up as they come). */
+    enum { FLAT_KEYS_MAX = 128 };
+    unsigned char is_field[FLAT_KEYS_MAX];
+    size_t n = 0;
+    if (shape == DATA_FLAT)
+        for (struct lh_entry *e = lh_table_head(json_object_get_object(root));
+             e && n < FLAT_KEYS_MAX; e = lh_entry_next(e))
+            is_field[n++] = (unsigned char)is_stack_field((const char *)lh_entry_k(e));
+#define IS_FIELD(i, k) ((i) < n ? is_field[i] : is_stack_field(k))
+    int first = 1, stack_done = 0;
+    size_t i = 0;
+    buf_putc(b, '{');
+    for (struct lh_entry *e = lh_table_head(json_object_get_object(root)); e;
+         e = lh_entry_next(e), i++) {
+        const char *key = (const char *)lh_entry_k(e);
+        json_object *val = (json_object *)lh_entry_v(e);
+        int field = shape == DATA_FLAT && IS_FIELD(i, key);
+        if (field && stack_done)
+            continue; /* already written inside data.stack */
+        if (!first)
+            buf_putc(b, ',');
+        first = 0;
+        if (field) {
+            /* This member and every later stack field, in payload order. */
+            int sfirst = 1;
+            size_t j = i;
+            stack_done = 1;
+            buf_append(b, "\"stack\":{", 9);
+            for (struct lh_entry *f = e; f; f = lh_entry_next(f), j++) {
+                const char *k = (const char *)lh_entry_k(f);
+                if (!IS_FIELD(j, k))
+                    continue;
+                if (!sfirst)
+                    buf_putc(b, ',');
+                sfirst = 0;
+                put_kv(b, k, (json_object *)lh_entry_v(f));
+            }
+            buf_putc(b, '}');
+        } else if (shape == DATA_STACK_UID && strcmp(key, "stack") == 0) {
+            buf_append(b, "\"stack\":{\"uid\":", 15);
+            put_value(b, val);
+            buf_putc(b, '}');
+        } else {
+            put_kv(b, key, val);
+        }
+    }
+#undef IS_FIELD
+    buf_putc(b, '}');
 }
 
 /* Seconds that hbtime can format as years 0000-9999; the bound also keeps "* 1000" in range. */
@@ -514,7 +651,7 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
     buf_t source = {0};
     buf_t type = {0};
     norm_event_t ev = {0};
-    const char *data_json;
+    data_shape_t shape;
     char family[ROUTE_NAME_MAX], topic[ROUTE_NAME_MAX], shown[ECHO_MAX + 4];
     char time_s[HBTIME_RFC3339_LEN], recv_s[HBTIME_RFC3339_LEN];
     int max_depth = opts->max_depth > 0 ? opts->max_depth : NORM_DEFAULT_DEPTH;
@@ -522,7 +659,8 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
     int rc = 0;
 
     memset(out, 0, sizeof *out);
-    set_err(errstr, errlen, "%s", "");
+    if (errstr && errlen)
+        errstr[0] = '\0';
     if (!body)
         body = "";
     st = parse_body(body, len, max_depth, &data, errstr, errlen);
@@ -547,10 +685,8 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
         st = HB_ERR_NO_TYPE;
         goto done;
     }
-    /* ev.event_type stays valid: the reshaped tree holds a reference to the same string. */
-    if (reshape_data(&data) != HB_OK)
-        goto nomem;
-    find_subject(data, &ev);
+    shape = data_shape(data);
+    find_subject(data, shape, &ev);
     if (!event_time(data, now_ms, time_s, sizeof time_s) ||
         !hbtime_rfc3339(now_ms, 1, recv_s, sizeof recv_s)) {
         set_err(errstr, errlen, "receive time %lld ms is out of range", (long long)now_ms);
@@ -561,13 +697,14 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
     put_source(&source, prefix, &ev);
     buf_puts(&type, "com.cloud66.");
     buf_append(&type, ev.event_type, ev.event_type_len);
-    data_json = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (!buf_ok(&source) || !buf_ok(&type) || !data_json)
+    if (!buf_ok(&source) || !buf_ok(&type))
         goto nomem;
 
+    /* One allocation in the common case: the record is about the body's size plus the
+     * envelope's attributes. */
+    buf_reserve(&env, len + 1024);
     if (opts->mode == NORM_BINARY) {
-        buf_puts(&env, data_json);
+        write_data(&env, data, shape);
     } else {
         buf_puts(&env, "{\"specversion\":\"1.0\"");
         put_member(&env, "id", out->id, MSG_ID_LEN);
@@ -580,7 +717,7 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
         put_member(&env, "family", family, strlen(family));
         put_member(&env, "receivedat", recv_s, strlen(recv_s));
         buf_puts(&env, ",\"data\":");
-        buf_puts(&env, data_json);
+        write_data(&env, data, shape);
         buf_putc(&env, '}');
     }
     if (!buf_ok(&env))

@@ -10,6 +10,7 @@
  *   time = `timestamp` (Unix seconds) as RFC 3339 UTC, else the receive time;
  *   datacontenttype "application/json"; extensions family and receivedat (RFC 3339 with ms);
  *   data = the payload with the stack's fields gathered under data.stack.
+ *   A key repeated in one object counts once, with its last value (json-c's rule; README).
  * Structured mode: value = the envelope JSON, header content-type
  *   "application/cloudevents+json; charset=UTF-8".
  * Binary mode: value = data JSON, headers ce_specversion, ce_id, ce_source, ce_type,

@@ -9,6 +9,15 @@
 
 #include "log.h"
 
+/* Topic handles kept per producer generation: see topic_handle(). Topic names come from unsigned
+ * payloads, so the cache is capped; past the cap a record names its topic as before. */
+#define PRODUCER_TOPICS_MAX 64
+
+typedef struct producer_topic {
+    char *name;
+    rd_kafka_topic_t *rkt;
+} producer_topic_t;
+
 struct producer {
     struct event_base *base;
     rd_kafka_t *rk;
@@ -18,6 +27,8 @@ struct producer {
     producer_cbs_t cbs;
     unsigned gen;
     rd_kafka_conf_t *conf_template;    /* kept to rebuild the handle after a fatal error */
+    producer_topic_t topics[PRODUCER_TOPICS_MAX];
+    size_t topic_cnt;
 };
 
 static const struct {
@@ -28,6 +39,12 @@ static const struct {
     {"log.queue", "true"},
     {"client.id", "hookbridge"},
     {"statistics.interval.ms", "5000"}, /* feeds /metrics (broker states); 0 turns it off */
+    /* A request is answered only after Kafka's ack, so each connection waits linger.ms plus a
+     * round trip per event: librdkafka's 5 ms made the bridge latency-bound. In scripts/bench,
+     * 1 ms gave 2 to 3 times the requests/s of 5 ms, and 1.25 to 1.5 times those of 0 ms (a
+     * Produce request per event or two, which keeps the broker thread busy). README
+     * "Performance" has the sweep. */
+    {"linger.ms", "1"},
 };
 
 rd_kafka_conf_t *producer_conf_build(const hb_config_t *cfg, char *errstr, size_t errlen) {
@@ -130,6 +147,11 @@ static hb_status_t start_handle(producer_t *p, char *errstr, size_t errlen) {
     rd_kafka_set_log_queue(p->rk, NULL); /* logs to the main queue: served on the loop thread */
     p->mainq = rd_kafka_queue_get_main(p->rk);
     rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], "1", 1);
+    /* librdkafka writes the wake-up only when the queue goes from empty to non-empty. Whatever
+     * rd_kafka_new queued already (its logs when kafka.debug is set, an early error) would
+     * keep the queue non-empty forever, with no wake-up ever written, and no delivery report
+     * would be served again: serve it once now, from the loop. */
+    event_active(p->wake, EV_READ, 0);
     p->gen++;
     return HB_OK;
 }
@@ -137,6 +159,11 @@ static hb_status_t start_handle(producer_t *p, char *errstr, size_t errlen) {
 static void stop_handle(producer_t *p) {
     if (!p->rk)
         return;
+    for (size_t i = 0; i < p->topic_cnt; i++) {
+        rd_kafka_topic_destroy(p->topics[i].rkt);
+        free(p->topics[i].name);
+    }
+    p->topic_cnt = 0;
     rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
     rd_kafka_queue_destroy(p->mainq);
     rd_kafka_destroy(p->rk);
@@ -173,15 +200,48 @@ fail:
     return NULL;
 }
 
+/* The application handle of topic `name`, created on first sight; NULL past the cap (or out of
+ * memory). Why a handle rather than RD_KAFKA_V_TOPIC(name): librdkafka 2.0.2 asks the cluster
+ * for a new topic's metadata at once only when the application creates the topic handle
+ * (rd_kafka_topic_new: "leader query"). A topic first named by rd_kafka_producev() waits for
+ * librdkafka's 1 s topic scan ("refresh unavailable topics"), so the first events of every
+ * topic waited about a second for their ack. The handle also spares librdkafka a topic lookup
+ * by name under its lock for every record. */
+static rd_kafka_topic_t *topic_handle(producer_t *p, const char *name) {
+    for (size_t i = 0; i < p->topic_cnt; i++)
+        if (strcmp(p->topics[i].name, name) == 0)
+            return p->topics[i].rkt;
+    if (p->topic_cnt == PRODUCER_TOPICS_MAX)
+        return NULL;
+    char *copy = strdup(name);
+    rd_kafka_topic_t *rkt = copy ? rd_kafka_topic_new(p->rk, name, NULL) : NULL;
+    if (!rkt) {
+        free(copy);
+        return NULL;
+    }
+    p->topics[p->topic_cnt].name = copy;
+    p->topics[p->topic_cnt].rkt = rkt;
+    p->topic_cnt++;
+    return rkt;
+}
+
 hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->header_cnt);
     for (size_t i = 0; i < m->header_cnt; i++)
         rd_kafka_header_add(hdrs, m->headers[i].name, -1, m->headers[i].value,
                             (ssize_t)m->headers[i].value_len);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
-        RD_KAFKA_V_VALUE(m->value, m->value_len), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    rd_kafka_topic_t *rkt = topic_handle(p, m->topic);
+    rd_kafka_resp_err_t err =
+        rkt ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
+                                RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+                                RD_KAFKA_V_VALUE(m->value, m->value_len),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                                RD_KAFKA_V_END)
+            : rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic),
+                                RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+                                RD_KAFKA_V_VALUE(m->value, m->value_len),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                                RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return HB_OK; /* librdkafka owns hdrs now */
     rd_kafka_headers_destroy(hdrs);

@@ -5,8 +5,8 @@
  * the queue empty. No polling timer.
  *
  * Defaults set before the user's `kafka` group: enable.idempotence=true, acks=all,
- * log.queue=true, client.id=hookbridge, statistics.interval.ms=5000; the user's properties pass
- * through unchanged after them.
+ * log.queue=true, client.id=hookbridge, statistics.interval.ms=5000, linger.ms=1; the user's
+ * properties pass through unchanged after them.
  *
  * @locality every function: the event-loop thread.
  */

@@ -77,6 +77,7 @@ struct spool {
     int dirty;         /* records appended since the last sync */
     int dir_dirty;     /* a segment was created since the last sync */
     int sync_err;      /* records of this batch were already dropped: next sync must fail */
+    uint64_t drops;    /* drop_unsynced calls: a sync job that saw one begin after it fails */
     unsigned char *wb; /* encode buffer */
     size_t wbcap;
     uint64_t next_seq, durable_next;
@@ -368,10 +369,6 @@ static int io_write_all(const spool_t *s, int fd, const unsigned char *p, size_t
     return 0;
 }
 
-static int io_fdatasync(const spool_t *s, int fd) {
-    return s->io.fdatasync ? s->io.fdatasync(fd) : fdatasync(fd);
-}
-
 static hb_status_t errno_status(int e) {
     return (e == ENOSPC || e == EDQUOT) ? HB_ERR_NOSPACE : HB_ERR_IO;
 }
@@ -655,6 +652,7 @@ fail:
  * segment is cut back to its last synced size (best effort: pages the kernel failed to write
  * must not resurface as records whose requests got an error) and closed. */
 static void drop_unsynced(spool_t *s) {
+    s->drops++;
     for (uint64_t q = s->durable_next; q < s->next_seq; q++) {
         win_ent_t *e = win_get(s, q);
         if (!e || e->st != ST_PENDING)
@@ -1111,39 +1109,101 @@ static int free_space_ok(const spool_t *s, uint64_t need) {
     return avail >= s->min_free && avail - s->min_free >= need;
 }
 
-hb_status_t spool_sync(spool_t *s) {
-    if (!s)
-        return HB_ERR_INVALID;
+/* spool_sync in three steps, so that a caller can run the slow middle one (fdatasync) on
+ * another thread while the loop keeps appending the next batch. The job holds its own
+ * descriptors (dup), so a segment closed meanwhile (a roll, a failed batch) stays valid for it. */
+void spool_sync_begin(spool_t *s, spool_sync_job_t *job) {
+    memset(job, 0, sizeof *job);
+    job->fd = job->dirfd = -1;
+    job->next_seq = s->next_seq;
+    job->fdatasync = s->io.fdatasync;
+    job->drops = s->drops;
     if (s->sync_err) {
         /* Part of this batch was already lost: the whole batch fails, as one unit. */
         s->sync_err = 0;
         drop_unsynced(s);
-        return HB_ERR_IO;
+        job->failed_early = 1;
+        return;
     }
-    int e = 0;
-    const char *what = NULL;
     seg_t *g = s->wfd >= 0 ? &s->segs[s->nseg - 1] : NULL;
     if (g && g->size != s->wsynced) {
         s->st.sync_count++;
-        if (io_fdatasync(s, s->wfd) != 0)
-            e = errno, what = "fdatasync failed";
+        job->seg_base = g->base;
+        job->seg_size = g->size;
+        if ((job->fd = fcntl(s->wfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            job->err = errno;
+            job->what = "cannot duplicate the segment descriptor";
+        }
     }
-    if (!what && s->dir_dirty && fsync(s->dirfd) != 0)
-        e = errno, what = "directory fsync failed";
-    if (what) {
-        char name[SEG_NAME_LEN];
-        seg_name(g ? g->base : 0, name);
-        log_error("spool", what, "segment", name, "error", strerror(e), "#dropped",
-                  (long long)(s->next_seq - s->durable_next), NULL);
-        drop_unsynced(s);
-        return HB_ERR_IO;
+    if (!job->what && s->dir_dirty) {
+        if ((job->dirfd = fcntl(s->dirfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            job->err = errno;
+            job->what = "cannot duplicate the directory descriptor";
+        }
     }
-    if (g)
-        s->wsynced = g->size;
-    s->durable_next = s->next_seq;
+    /* Records appended from here on belong to the next batch. */
     s->dirty = 0;
     s->dir_dirty = 0;
-    return HB_OK;
+}
+
+void spool_sync_run(spool_sync_job_t *job) {
+    if (job->failed_early || job->what)
+        return;
+    if (job->fd >= 0 && (job->fdatasync ? job->fdatasync(job->fd) : fdatasync(job->fd)) != 0) {
+        job->err = errno;
+        job->what = "fdatasync failed";
+        return;
+    }
+    if (job->dirfd >= 0 && fsync(job->dirfd) != 0) {
+        job->err = errno;
+        job->what = "directory fsync failed";
+    }
+}
+
+hb_status_t spool_sync_end(spool_t *s, spool_sync_job_t *job) {
+    hb_status_t st = HB_OK;
+    if (job->failed_early) {
+        st = HB_ERR_IO;
+    } else if (!job->what && job->drops != s->drops) {
+        /* While the job ran, a failed sync on the loop (a segment roll's) dropped every record
+         * not yet durable, this batch's included: it cannot be reported durable. */
+        log_error("spool", "batch dropped by another failed sync while its own ran", "#seq",
+                  (long long)job->next_seq, NULL);
+        st = HB_ERR_IO;
+    } else if (job->what) {
+        char name[SEG_NAME_LEN];
+        seg_name(job->seg_base, name);
+        log_error("spool", job->what, "segment", name, "error", strerror(job->err), "#dropped",
+                  (long long)(s->next_seq - s->durable_next), NULL);
+        /* Records appended while the job ran are dropped with the batch (drop_unsynced cuts
+         * the segment back to its last good sync): their own batch must fail too. */
+        int later = s->next_seq > job->next_seq;
+        drop_unsynced(s);
+        if (later)
+            s->sync_err = 1;
+        st = HB_ERR_IO;
+    } else {
+        if (job->fd >= 0 && s->wfd >= 0 && s->segs[s->nseg - 1].base == job->seg_base &&
+            s->wsynced < job->seg_size)
+            s->wsynced = job->seg_size;
+        if (s->durable_next < job->next_seq)
+            s->durable_next = job->next_seq;
+    }
+    if (job->fd >= 0)
+        close(job->fd);
+    if (job->dirfd >= 0)
+        close(job->dirfd);
+    job->fd = job->dirfd = -1;
+    return st;
+}
+
+hb_status_t spool_sync(spool_t *s) {
+    if (!s)
+        return HB_ERR_INVALID;
+    spool_sync_job_t job;
+    spool_sync_begin(s, &job);
+    spool_sync_run(&job);
+    return spool_sync_end(s, &job);
 }
 
 /* Closes the active segment so the next append starts a new one. Its records are synced first

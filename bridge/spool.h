@@ -19,7 +19,8 @@
  * quarantine whole. Each case logs one error line and is counted. spool_open never fails because
  * of bad data, only because of the directory itself (cannot create, lock, read).
  *
- * @locality single-threaded: one spool_t is used by one thread (the event loop).
+ * @locality single-threaded: one spool_t is used by one thread (the event loop). The one
+ * exception is spool_sync_run(), which touches only its job and may run on any thread.
  */
 
 /* FORMAT (version 1). All integers little-endian, fixed width. CRCs are CRC-32C (crc32c.h).
@@ -141,7 +142,30 @@ hb_status_t spool_append(spool_t *s, const msg_t *m, uint64_t *seq);
  * next append starts a new one. */
 hb_status_t spool_sync(spool_t *s);
 
-/* 1 if records were appended since the last spool_sync. */
+/* spool_sync() in three steps, for a caller that runs the fdatasync off its event loop while the
+ * loop goes on appending (pipelined group commit, at most one job at a time):
+ *   spool_sync_begin  (loop thread) takes the batch: every record appended so far;
+ *   spool_sync_run    (any thread) the fdatasync and, after a new segment, the directory fsync;
+ *   spool_sync_end    (loop thread) HB_OK: the batch is durable (spool_next may hand it out);
+ *                     HB_ERR_IO: the batch is dropped, as spool_sync's failure rule says, and so
+ *                     are the records appended after begin (the next batch then fails as well).
+ * Every begin must be followed by exactly one end; the job owns duplicated descriptors until
+ * then. Records appended after begin are not covered by the job. */
+typedef struct spool_sync_job {
+    int fd, dirfd;              /* dup'ed; -1: nothing to sync there */
+    int (*fdatasync)(int fd);   /* spool_opts_t.io's hook, NULL: fdatasync(2) */
+    uint64_t seg_base, seg_size, next_seq;
+    uint64_t drops;             /* the spool's count of dropped batches at begin */
+    int failed_early;           /* part of the batch was already lost at begin */
+    int err;                    /* errno of the failed step, with what names it */
+    const char *what;
+} spool_sync_job_t;
+
+void spool_sync_begin(spool_t *s, spool_sync_job_t *job);
+void spool_sync_run(spool_sync_job_t *job);
+hb_status_t spool_sync_end(spool_t *s, spool_sync_job_t *job);
+
+/* 1 if records were appended since the last spool_sync (or spool_sync_begin). */
 int spool_dirty(const spool_t *s);
 
 /* Hands out the next durable record not yet handed out, in seq order, as a copy owned by the

@@ -29,7 +29,7 @@ hb_status_t buf_reserve(buf_t *b, size_t extra) {
     return HB_OK;
 }
 
-void buf_append(buf_t *b, const void *p, size_t n) {
+void buf_append_slow(buf_t *b, const void *p, size_t n) {
     if (buf_reserve(b, n) != HB_OK)
         return;
     if (n)
@@ -39,8 +39,6 @@ void buf_append(buf_t *b, const void *p, size_t n) {
 }
 
 void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
-
-void buf_putc(buf_t *b, char c) { buf_append(b, &c, 1); }
 
 void buf_printf(buf_t *b, const char *fmt, ...) {
     va_list ap;

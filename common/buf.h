@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "status.h"
 
@@ -17,9 +18,27 @@ typedef struct buf {
 } buf_t;
 
 hb_status_t buf_reserve(buf_t *b, size_t extra);
-void buf_append(buf_t *b, const void *p, size_t n);
+void buf_append_slow(buf_t *b, const void *p, size_t n); /* buf_append when it must grow */
+/* Inline fast paths: the JSON writers call these per member and per escaped byte. */
+static inline void buf_append(buf_t *b, const void *p, size_t n) {
+    if (b->len + n + 1 > b->cap || b->oom) {
+        buf_append_slow(b, p, n);
+        return;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+static inline void buf_putc(buf_t *b, char c) {
+    if (b->len + 2 > b->cap || b->oom) {
+        buf_append_slow(b, &c, 1);
+        return;
+    }
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
 void buf_puts(buf_t *b, const char *s);
-void buf_putc(buf_t *b, char c);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as a quoted JSON string (control characters, quote and backslash escaped;
  * bytes >= 0x80 are copied as they are: callers pass UTF-8). */

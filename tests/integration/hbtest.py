@@ -495,20 +495,25 @@ class Bridge:
     def admin_url(self):
         return f"http://{self.host}:{self.admin_port}" if self.admin_port else None
 
-    def connection(self, timeout=10, admin=False):
-        """A new keep-alive connection to the webhook (or admin) listener; caller closes it."""
+    def connection(self, timeout=10, admin=False, tls_context=None):
+        """A new keep-alive connection to the webhook (or admin) listener; caller closes it.
+        With tls_context (an ssl.SSLContext), HTTPS to the webhook listener."""
         port = self.admin_port if admin else self.port
         if port is None:
             raise BridgeError("that listener has not reported its address")
+        if tls_context is not None:
+            return http.client.HTTPSConnection(self.host, port, timeout=timeout,
+                                               context=tls_context)
         return http.client.HTTPConnection(self.host, port, timeout=timeout)
 
     def post(self, path=None, body=b"", headers=None, method="POST", timeout=10, conn=None,
-             admin=False):
+             admin=False, tls_context=None):
         """One request; returns (status, headers with lower-case names, body bytes).
-        path defaults to the webhook path. Pass conn to reuse a keep-alive connection."""
+        path defaults to the webhook path. Pass conn to reuse a keep-alive connection, or
+        tls_context (an ssl.SSLContext) for HTTPS on a new one."""
         own = conn is None
         if own:
-            conn = self.connection(timeout, admin)
+            conn = self.connection(timeout, admin, tls_context)
         hdrs = {"Content-Type": "application/json"} if body else {}
         hdrs.update(headers or {})
         try:
@@ -601,3 +606,19 @@ def seed_payloads():
 
 def have_tool(name):
     return shutil.which(name) is not None
+
+
+# ---- configuration reload ------------------------------------------------------------------
+
+
+def reload(bridge, config_text=None, timeout=15):
+    """Rewrites the bridge's config file (when config_text is given), sends SIGHUP and waits
+    for the outcome; returns its log line: msg "config reloaded", or "config reload refused;
+    keeping the running config" (level error, with the reason)."""
+    since = len(bridge.logs)
+    if config_text is not None:
+        bridge.config_path.write_text(config_text)
+    os.kill(bridge.pid, signal.SIGHUP)
+    return bridge.wait_log(lambda l: l.get("component") == "bridge" and (
+        l.get("msg") == "config reloaded" or l.get("msg", "").startswith("config reload refused")),
+        timeout, since=since, what="the reload's outcome")

@@ -356,6 +356,33 @@ static void test_forwarded_for_only_from_trusted_proxies(void **state) {
     auth_free(a);
 }
 
+/* The detail echoes a bad X-Forwarded-For element, and it goes into the JSON answer and the log
+ * line, which copy bytes >= 0x80 as they are: the echo must be printable ASCII, or a header
+ * byte like 0xff makes both invalid UTF-8. (Found by tests/fuzz/fuzz_auth.c.) */
+static void test_forwarded_for_echo_is_printable(void **state) {
+    (void)state;
+    const char *allow[] = {"203.0.113.0/24"};
+    const char *proxies[] = {"10.0.0.0/8"};
+    auth_opts_t o = {.allow_from = allow, .allow_from_cnt = 1, .trusted_proxies = proxies,
+                     .trusted_proxies_cnt = 1};
+    auth_t *a = must_new(&o);
+    auth_input_t in = {.peer = "10.1.2.3",
+                       .forwarded_for = "203.0.113.5, \xff\xfe\x01" "ev\til\x7f, 10.9.9.9"};
+    auth_result_t r = expect(a, &in, 403, "forbidden_source");
+    for (const char *p = r.detail; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            fail_msg("byte 0x%02x in the detail: %s", (unsigned char)*p, r.detail);
+    assert_string_equal(r.detail, "X-Forwarded-For holds '???ev?il?', which is not an address");
+    /* still capped at 48 characters, with "..." to say so */
+    char long_xff[128];
+    memset(long_xff, 'x', 100);
+    long_xff[100] = '\0';
+    in.forwarded_for = long_xff;
+    r = expect(a, &in, 403, "forbidden_source");
+    assert_non_null(strstr(r.detail, "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'"));
+    auth_free(a);
+}
+
 static void test_every_configured_mode_must_pass(void **state) {
     (void)state;
     const char *tokens[] = {TOKEN};
@@ -460,6 +487,7 @@ int main(void) {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_allow_from_ipv4_ipv6),
         cmocka_unit_test(test_forwarded_for_only_from_trusted_proxies),
+        cmocka_unit_test(test_forwarded_for_echo_is_printable),
         cmocka_unit_test(test_every_configured_mode_must_pass),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_from_config_names_the_line),

@@ -680,6 +680,319 @@ static void test_error_echo_is_capped(void **state) {
     assert_string_equal(tiny, "event_t");
 }
 
+/* ---- duplicate keys ---------------------------------------------------------------------- */
+
+/* Builds body in binary mode (the value is data alone) and returns the value; fails the test
+ * when the body is refused. */
+static const char *header_of(const msg_t *m, const char *name) {
+    const msg_header_t *h = msg_header(m, name);
+    assert_non_null(h);
+    return h->value;
+}
+
+static char *data_of(const char *body, msg_t *m) {
+    build_ok(body, strlen(body), NORM_BINARY, m);
+    return m->value;
+}
+
+/* A key repeated in one object: the last one counts (json-c's rule, documented in README "HTTP
+ * answers" and normalize.h), at the top level and in nested objects. data keeps that one value,
+ * in the place of the key's first appearance; routing and the envelope read the same value, so
+ * a consumer can never see another event_type than the one the event was routed by. */
+static void test_duplicate_keys_last_wins(void **state) {
+    (void)state;
+    msg_t m;
+    const char *dup_type = "{\"event_type\":\"application.x\",\"event_type\":\"stack.y\"}";
+    assert_string_equal(data_of(dup_type, &m), "{\"event_type\":\"stack.y\"}");
+    assert_string_equal(m.topic, "cloud66.stack");
+    assert_string_equal(header_of(&m, "ce_type"), "com.cloud66.stack.y");
+    assert_string_equal(header_of(&m, "ce_family"), "stack");
+    msg_free(&m);
+    /* the last one decides even when the first was the valid one */
+    char err[256];
+    const char *type_then_number = "{\"event_type\":\"stack.y\",\"event_type\":7}";
+    assert_int_equal(build(type_then_number, strlen(type_then_number), NORM_STRUCTURED, 0, &m,
+                           err, sizeof err),
+                     HB_ERR_NO_TYPE);
+    assert_string_equal(err, "field event_type must be a string (got number)");
+    const char *number_then_type = "{\"event_type\":7,\"event_type\":\"stack.y\"}";
+    assert_string_equal(data_of(number_then_type, &m), "{\"event_type\":\"stack.y\"}");
+    msg_free(&m);
+
+    const char *dup_ts = "{\"event_type\":\"a.b\",\"timestamp\":1,\"timestamp\":1757011079}";
+    assert_string_equal(data_of(dup_ts, &m), "{\"event_type\":\"a.b\",\"timestamp\":1757011079}");
+    assert_string_equal(header_of(&m, "ce_time"), "2025-09-04T18:37:59Z");
+    msg_free(&m);
+    /* the later value takes the first one's place; a third repeat too */
+    const char *three = "{\"a\":1,\"event_type\":\"a.b\",\"a\":2,\"a\":3}";
+    assert_string_equal(data_of(three, &m), "{\"a\":3,\"event_type\":\"a.b\"}");
+    msg_free(&m);
+
+    /* nested: the stack's uid, so subject, source and key follow the last one */
+    const char *nested = "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"s-1\",\"name\":\"n\","
+                         "\"uid\":\"s-2\"}}";
+    assert_string_equal(data_of(nested, &m),
+                        "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"s-2\",\"name\":\"n\"}}");
+    assert_string_equal(header_of(&m, "ce_subject"), "s-2");
+    assert_string_equal(header_of(&m, "ce_source"), "/cloud66/stacks/s-2");
+    assert_string_equal(m.key, "s-2");
+    msg_free(&m);
+    /* deeper, in an array element */
+    const char *deep = "{\"event_type\":\"a.b\",\"l\":[{\"k\":{\"x\":1,\"x\":[2]}}]}";
+    assert_string_equal(data_of(deep, &m), "{\"event_type\":\"a.b\",\"l\":[{\"k\":{\"x\":[2]}}]}");
+    msg_free(&m);
+    /* a repeated `stack`: the last (here a uid string) is the one gathered */
+    const char *stack = "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"s-1\"},"
+                        "\"stack\":\"s-2\"}";
+    assert_string_equal(data_of(stack, &m),
+                        "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"s-2\"}}");
+    assert_string_equal(m.key, "s-2");
+    msg_free(&m);
+    /* a flat stack with its uid repeated */
+    const char *flat = "{\"event_type\":\"stack.x\",\"uid\":\"s-1\",\"git\":\"g\",\"fqdn\":\"f\","
+                       "\"uid\":\"s-2\"}";
+    assert_string_equal(data_of(flat, &m), "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"s-2\","
+                                           "\"git\":\"g\",\"fqdn\":\"f\"}}");
+    assert_string_equal(m.key, "s-2");
+    msg_free(&m);
+    /* the id still hashes the raw body, repeats included:
+     * printf '%s' '{"event_type":"application.x","event_type":"stack.y"}' | sha256sum */
+    build_ok(dup_type, strlen(dup_type), NORM_STRUCTURED, &m);
+    assert_string_equal(m.id, "d5d24ce2663dea38478e2ecf9137230bb20ff86f19603e341636f0c536bbb912");
+    msg_free(&m);
+}
+
+/* ---- hostile input at the edge -------------------------------------------------------------- */
+
+/* What the normaliser does today with inputs JSON parsers disagree on. Each line pins the
+ * current behaviour, so a change is a decision, not an accident. */
+static void test_hostile_input_pinned(void **state) {
+    (void)state;
+    msg_t m;
+    /* -0 as an integer is written back as 0 (the same number); as a double it keeps its text */
+    assert_string_equal(data_of("{\"event_type\":\"a.b\",\"v\":[-0,-0.0,0]}", &m),
+                        "{\"event_type\":\"a.b\",\"v\":[0,-0.0,0]}");
+    msg_free(&m);
+    /* numbers outside a double's range are valid JSON grammar: kept as written (a consumer's
+     * parser may read them as infinity or refuse them); as a timestamp, unusable */
+    const char *inf = "{\"event_type\":\"a.b\",\"v\":[1e999,-1e999,1E400,1e-999]}";
+    assert_string_equal(data_of(inf, &m), inf);
+    msg_free(&m);
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":1e999}", NOW_MS),
+                        "2026-01-01T00:00:00Z");
+    assert_string_equal(time_of("{\"event_type\":\"a.b\",\"timestamp\":-0}", NOW_MS),
+                        "1970-01-01T00:00:00Z");
+    /* the largest integers json-c holds pass unchanged */
+    const char *edges = "{\"event_type\":\"a.b\",\"v\":[18446744073709551615,"
+                        "-9223372036854775808,0.1000000000000000055511151231257827]}";
+    assert_string_equal(data_of(edges, &m), edges);
+    msg_free(&m);
+    /* lone UTF-16 surrogates cannot be UTF-8: each becomes U+FFFD; a pair is one character */
+    assert_string_equal(data_of("{\"event_type\":\"a.b\",\"v\":\"\\ud800x\\udc00\\ud83d\\ude00\"}",
+                                &m),
+                        "{\"event_type\":\"a.b\",\"v\":\""
+                        "\xef\xbf\xbdx\xef\xbf\xbd\xf0\x9f\x98\x80\"}");
+    msg_free(&m);
+    /* \u0000 in a string value is kept, escaped (the uid case is in
+     * test_escaping_and_source_encoding) */
+    assert_string_equal(data_of("{\"event_type\":\"a.b\",\"v\":\"a\\u0000b\"}", &m),
+                        "{\"event_type\":\"a.b\",\"v\":\"a\\u0000b\"}");
+    msg_free(&m);
+    /* DEL and U+FEFF inside a string are ordinary characters */
+    const char *odd = "{\"event_type\":\"a.b\",\"v\":\"\x7f\xef\xbb\xbf\"}";
+    assert_string_equal(data_of(odd, &m), odd);
+    msg_free(&m);
+    /* whitespace after the object is fine (and part of the hashed body) */
+    const char *trailing = "{\"event_type\":\"a.b\"} \r\n\t";
+    assert_string_equal(data_of(trailing, &m), "{\"event_type\":\"a.b\"}");
+    msg_free(&m);
+
+    static const bad_case_t refused[] = {
+        /* overlong forms of '/' in 2, 3 and 4 bytes, and the highest overlong 2-byte form */
+        {"{\"event_type\":\"a.b\",\"x\":\"\xc1\xbf\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\xe0\x80\xaf\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\xf0\x80\x80\xaf\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 25"},
+        /* a byte order mark before the object: refused (RFC 8259 8.1 lets a parser refuse it);
+         * the detail says UTF-8 although the bytes are well-formed, because json-c reports it so */
+        {"\xef\xbb\xbf{\"event_type\":\"a.b\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 0"},
+        {"\xef\xbb\xbf", 0, 0, HB_ERR_INVALID, "body is not valid UTF-8 at offset 0"},
+        {"\xc2\xa0{\"event_type\":\"a.b\"}", 0, 0, HB_ERR_INVALID,
+         "body is not valid UTF-8 at offset 0"},
+        /* only space, tab, CR and LF are JSON whitespace */
+        {"\v{\"event_type\":\"a.b\"}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 0"},
+        {"\f{\"event_type\":\"a.b\"}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 0"},
+        {"{\"event_type\":\"a.b\"}\v", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 20"},
+        {"\t\n", 0, 0, HB_ERR_JSON, "body is empty: expected a JSON object"},
+        /* trailing garbage after whitespace, a NUL right after the object */
+        {"{\"event_type\":\"a.b\"}\nx", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 21"},
+        {"{\"event_type\":\"a.b\"}\0", 21, 0, HB_ERR_INVALID,
+         "body contains a NUL byte at offset 20"},
+        /* relaxed-JSON forms */
+        {"{\"event_type\":\"a.b\",\"x\":01}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: number expected at offset 26"},
+        {"{\"event_type\":\"a.b\",\"x\":+1}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 24"},
+        {"{\"event_type\":\"a.b\",\"x\":.5}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 24"},
+        {"{\"event_type\":\"a.b\",\"x\":[1,]}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 27"},
+        {"{\"event_type\":\"a.b\",\"x\":'y'}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 24"},
+        {"/**/{\"event_type\":\"a.b\"}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: unexpected character at offset 0"},
+        {"{\"event_type\":\"a.b\",\"x\":\"\\u12\"}", 0, 0, HB_ERR_JSON,
+         "body is not valid JSON: invalid string sequence at offset 29"},
+        /* a lone surrogate in event_type gives a type no family takes */
+        {"{\"event_type\":\"a\\ud800.b\"}", 0, 0, HB_ERR_NO_TYPE,
+         "event_type \"a???.b\" yields no family (its first segment must be 1 to 249 characters "
+         "of A-Z a-z 0-9 _ -)"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        const bad_case_t *c = &refused[i];
+        char err[256] = "";
+        size_t len = c->len ? c->len : strlen(c->body);
+        hb_status_t st = build(c->body, len, NORM_STRUCTURED, 0, &m, err, sizeof err);
+        if (st != c->want || strcmp(err, c->errstr) != 0)
+            fail_msg("case %zu: got %s \"%s\", want %s \"%s\"", i, hb_status_str(st), err,
+                     hb_status_str(c->want), c->errstr);
+    }
+}
+
+/* The normaliser writes data itself rather than through json-c's printbuf; for a payload the
+ * data rules leave as it is, the bytes must be exactly what json-c writes (PLAIN, no slash
+ * escapes) for the same parsed tree: escapes (\b \f short, other controls \u00xx lowercase),
+ * integers past INT64_MAX, doubles in their source text, empty containers, key order. */
+static void test_data_written_as_json_c_writes_it(void **state) {
+    (void)state;
+    const char *bodies[] = {
+        "{\"event_type\":\"a.b\",\"s\":\"q\\\"b\\\\s/l\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f "
+        "\\u00e9 \\ud83d\\ude00 \xc3\xa9\",\"u\":\"x\\u0000y\"}",
+        "{\"event_type\":\"a.b\",\"n\":[1,-0,-5,18446744073709551615,9223372036854775807,"
+        "-9223372036854775808,1.50,1e5,-2.5E-3,0.0,12345678901234567890]}",
+        "{\"event_type\":\"a.b\",\"b\":[true,false,null],\"o\":{},\"a\":[],"
+        "\"nested\":{\"x\":{\"y\":[{\"z\":null},[[]],{}]}},\"k/ey\\n\":\"v\",\"timestamp\":1.5}",
+        "{ \"event_type\" : \"a.b\" , \"uid\" : \"u-1\", \"name\": \"only one stack field\" }",
+        "{\"event_type\":\"a.b\",\"stack\":{\"uid\":\"s\",\"git\":\"g\"},\"uid\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        msg_t m;
+        build_ok(bodies[i], strlen(bodies[i]), NORM_BINARY, &m);
+        json_object *want = json_tokener_parse(bodies[i]);
+        assert_non_null(want);
+        const char *w = json_object_to_json_string_ext(
+            want, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        char got[1024], exp[1024];
+        snprintf(got, sizeof got, "%.*s", (int)m.value_len, m.value);
+        snprintf(exp, sizeof exp, "%s", w);
+        int same = m.value_len == strlen(w) && memcmp(m.value, w, m.value_len) == 0;
+        json_object_put(want);
+        msg_free(&m);
+        if (!same)
+            fail_msg("case %zu:\n got  %s\n want %s", i, got, exp);
+    }
+}
+
+/* ---- PENDING: known wrong today, fix routed ------------------------------------------------
+ * These fail on the current normaliser. They are skipped unless HB_RUN_PENDING=1 is set, so the
+ * suite stays green until the fix lands; then drop the pending() line. Each accepts either fix
+ * (refuse with a 400, or keep the input exactly): what it forbids is a silent change. */
+static void pending(void) {
+    if (!getenv("HB_RUN_PENDING"))
+        skip();
+}
+
+/* PENDING: json-c reads an integer past the int64/uint64 range as the nearest bound, so
+ * 123456789012345678901234567890 reaches Kafka as 18446744073709551615 (and -1e19 written in
+ * digits as INT64_MIN): README promises data keeps every field. */
+static void test_pending_integer_out_of_range_is_not_changed(void **state) {
+    (void)state;
+    pending();
+    const char *bodies[][2] = {
+        {"{\"event_type\":\"a.b\",\"n\":123456789012345678901234567890}",
+         "123456789012345678901234567890"},
+        {"{\"event_type\":\"a.b\",\"n\":18446744073709551616}", "18446744073709551616"},
+        {"{\"event_type\":\"a.b\",\"n\":-9223372036854775809}", "-9223372036854775809"},
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        msg_t m;
+        char err[256];
+        hb_status_t st = build(bodies[i][0], strlen(bodies[i][0]), NORM_BINARY, 0, &m, err,
+                               sizeof err);
+        if (st == HB_OK) {
+            char got[256];
+            snprintf(got, sizeof got, "%s", m.value);
+            msg_free(&m); /* before a failure: cmocka's longjmp would leak it */
+            if (!strstr(got, bodies[i][1]))
+                fail_msg("%s became %s", bodies[i][0], got);
+        } else if (st != HB_ERR_JSON && st != HB_ERR_INVALID) {
+            fail_msg("%s: %s (%s), want kept or a 400", bodies[i][0], hb_status_str(st), err);
+        }
+    }
+}
+
+/* PENDING: json-c keys are C strings, so "\u0000" in a key cuts it short: {"k\u0000x":1,"k":2}
+ * silently loses a member, and a key "event_type\u0000..." is taken as event_type. README says
+ * a NUL in the body is a 400 (invalid_body). */
+static void test_pending_nul_escape_in_key_is_refused(void **state) {
+    (void)state;
+    pending();
+    const char *bodies[] = {
+        "{\"event_type\":\"a.b\",\"o\":{\"k\\u0000x\":1,\"k\":2}}",
+        "{\"event_type\":\"a.b\",\"k\\u0000\":1}",
+        "{\"event_type\\u0000x\":\"a.b\"}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        msg_t m;
+        char err[256];
+        hb_status_t st = build(bodies[i], strlen(bodies[i]), NORM_BINARY, 0, &m, err, sizeof err);
+        if (st == HB_OK) {
+            char got[256];
+            snprintf(got, sizeof got, "%s", m.value);
+            msg_free(&m);
+            fail_msg("%s accepted as %s", bodies[i], got);
+        }
+        if (st != HB_ERR_INVALID && st != HB_ERR_JSON)
+            fail_msg("%s: %s (%s), want a 400", bodies[i], hb_status_str(st), err);
+    }
+}
+
+/* PENDING: json-c's strict mode still takes two relaxed forms: control characters left raw in a
+ * string (RFC 8259 7: they must be escaped) and single-quoted member names. The output is valid
+ * JSON either way (json-c writes them back escaped and double-quoted), but README says a body
+ * that is not JSON gets 400 invalid_json. Low stakes: fixing it or documenting the leniency are
+ * both fine. */
+static void test_pending_relaxed_json_is_refused(void **state) {
+    (void)state;
+    pending();
+    const char *bodies[] = {
+        "{\"event_type\":\"a.b\",\"v\":\"a\tb\"}",
+        "{\"event_type\":\"a.b\",\"v\":\"a\nb\"}",
+        "{\"event_type\":\"a.b\",\"k\x01\":1}",
+        "{'event_type':\"a.b\"}",
+        "{\"event_type\":\"a.b\",\"o\":{'x':1}}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        msg_t m;
+        char err[256];
+        hb_status_t st = build(bodies[i], strlen(bodies[i]), NORM_BINARY, 0, &m, err, sizeof err);
+        if (st == HB_OK) {
+            char got[256];
+            snprintf(got, sizeof got, "%s", m.value);
+            msg_free(&m);
+            fail_msg("case %zu accepted as %s", i, got);
+        }
+        assert_int_equal(st, HB_ERR_JSON);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_goldens),
@@ -697,6 +1010,12 @@ int main(void) {
         cmocka_unit_test(test_custom_router),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_error_echo_is_capped),
+        cmocka_unit_test(test_duplicate_keys_last_wins),
+        cmocka_unit_test(test_hostile_input_pinned),
+        cmocka_unit_test(test_data_written_as_json_c_writes_it),
+        cmocka_unit_test(test_pending_integer_out_of_range_is_not_changed),
+        cmocka_unit_test(test_pending_nul_escape_in_key_is_refused),
+        cmocka_unit_test(test_pending_relaxed_json_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -809,6 +809,134 @@ static void test_fdatasync_failure_drops_batch(void **state) {
     close(lfd);
 }
 
+/* ---- split sync (the dispatcher's pipelined group commit) -------------------------------------- */
+
+/* begin takes the batch; records appended while the job runs (on another thread in the
+ * daemon) are not covered and stay invisible to the drain until their own sync. */
+static void test_split_sync_covers_only_the_batch_it_began(void **state) {
+    fx_t *f = *state;
+    hooks_reset();
+    f->s = open_opts(f, 0, 0, &hooks);
+    append_i(f->s, 1, 40);
+    append_i(f->s, 2, 40);
+    spool_sync_job_t job;
+    spool_sync_begin(f->s, &job);
+    assert_int_equal(spool_dirty(f->s), 0);
+    append_i(f->s, 3, 40); /* the next batch */
+    assert_int_equal(spool_dirty(f->s), 1);
+    expect_eof(f->s);     /* nothing is durable yet */
+    spool_sync_run(&job); /* (the worker thread's part) */
+    assert_int_equal(sync_calls, 1);
+    assert_int_equal(spool_sync_end(f->s, &job), HB_OK);
+    expect_next(f->s, 1, 40, 1);
+    expect_next(f->s, 2, 40, 2);
+    expect_eof(f->s); /* 3 waits for its own sync */
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    assert_int_equal(sync_calls, 2);
+    expect_next(f->s, 3, 40, 3);
+    expect_eof(f->s);
+    /* A begin with nothing new syncs nothing and succeeds. */
+    spool_sync_begin(f->s, &job);
+    spool_sync_run(&job);
+    assert_int_equal(spool_sync_end(f->s, &job), HB_OK);
+    assert_int_equal(sync_calls, 2);
+}
+
+/* A failed job drops its batch and the records appended while it ran (the segment is cut back
+ * to the last good sync): their own batch must fail as well, never report durable. */
+static void test_split_sync_failure_fails_the_next_batch_too(void **state) {
+    fx_t *f = *state;
+    int lfd = capture_log(f);
+    hooks_reset();
+    f->s = open_opts(f, 0, 0, &hooks);
+    append_i(f->s, 1, 40);
+    assert_int_equal(spool_sync(f->s), HB_OK); /* sync 1 */
+    off_t synced = fsize(fpath(f, SEG1));
+    append_i(f->s, 2, 40);
+    spool_sync_job_t job;
+    spool_sync_begin(f->s, &job);
+    append_i(f->s, 3, 40); /* appended while the failing job runs */
+    sync_fail_at = 2;
+    spool_sync_run(&job);
+    assert_int_equal(spool_sync_end(f->s, &job), HB_ERR_IO);
+    assert_int_equal(fsize(fpath(f, SEG1)), synced);
+    /* The batch of record 3 fails as one unit, without another fdatasync. */
+    spool_sync_begin(f->s, &job);
+    spool_sync_run(&job);
+    assert_int_equal(spool_sync_end(f->s, &job), HB_ERR_IO);
+    assert_int_equal(sync_calls, 2);
+    assert_int_equal(spool_pending(f->s), 1);
+    expect_next(f->s, 1, 40, 1);
+    expect_eof(f->s);
+    /* Then the spool goes on. */
+    uint64_t s4 = append_i(f->s, 4, 40);
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    expect_next(f->s, 4, 40, s4);
+    expect_eof(f->s);
+    reopen(f);
+    expect_next(f->s, 1, 40, 1);
+    expect_next(f->s, 4, 40, s4);
+    expect_eof(f->s);
+    close(lfd);
+}
+
+/* A roll's own sync fails while a job is in flight: that failure drops every record not yet
+ * durable, the job's batch included (the segment is cut back), so the job, though its own
+ * fdatasync succeeds afterwards, must not report the batch durable. */
+static void test_split_sync_fails_when_a_roll_dropped_its_batch(void **state) {
+    fx_t *f = *state;
+    int lfd = capture_log(f);
+    hooks_reset();
+    f->s = open_opts(f, 64 * 1024, 0, &hooks);
+    for (int i = 1; i <= 3; i++)
+        append_i(f->s, i, 10000);
+    spool_sync_job_t job;
+    spool_sync_begin(f->s, &job); /* the batch 1..3 */
+    for (int i = 4; i <= 6; i++)
+        append_i(f->s, i, 10000);
+    sync_fail_at = 1; /* the roll's sync, on the loop */
+    msg_t m;
+    uint64_t seq;
+    make_msg(&m, 7, 10000);
+    assert_int_equal(spool_append(f->s, &m, &seq), HB_ERR_IO); /* 7 does not fit: a roll */
+    msg_free(&m);
+    spool_sync_run(&job); /* call 2: succeeds */
+    assert_int_equal(sync_calls, 2);
+    assert_int_equal(spool_sync_end(f->s, &job), HB_ERR_IO);
+    assert_int_equal(spool_pending(f->s), 0);
+    expect_eof(f->s);
+    reopen(f);
+    expect_eof(f->s);
+    close(lfd);
+}
+
+/* A segment roll while a job is in flight: the job holds its own descriptor of the old
+ * segment, and ending it afterwards neither fails nor moves the new segment's sync point. */
+static void test_split_sync_survives_a_roll_while_in_flight(void **state) {
+    fx_t *f = *state;
+    hooks_reset();
+    f->s = open_opts(f, 64 * 1024, 0, &hooks);
+    uint64_t last = 0;
+    for (int i = 1; i <= 3; i++)
+        last = append_i(f->s, i, 20000);
+    spool_sync_job_t job;
+    spool_sync_begin(f->s, &job);
+    for (int i = 4; i <= 8; i++) /* rolls into a second segment (the roll syncs the first) */
+        last = append_i(f->s, i, 20000);
+    assert_true(count_files(f->dir, ".seg") >= 2);
+    spool_sync_run(&job);
+    assert_int_equal(spool_sync_end(f->s, &job), HB_OK);
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    for (int i = 1; i <= 8; i++)
+        expect_next(f->s, i, 20000, (uint64_t)i);
+    expect_eof(f->s);
+    assert_int_equal(last, 8);
+    reopen(f);
+    for (int i = 1; i <= 8; i++)
+        expect_next(f->s, i, 20000, (uint64_t)i);
+    expect_eof(f->s);
+}
+
 /* ---- checkpoint, lock ------------------------------------------------------------------------- */
 
 static void test_checkpoint_prevents_replay(void **state) {
@@ -1057,6 +1185,10 @@ int main(void) {
         T(test_write_enospc),
         T(test_short_write),
         T(test_fdatasync_failure_drops_batch),
+        T(test_split_sync_covers_only_the_batch_it_began),
+        T(test_split_sync_failure_fails_the_next_batch_too),
+        T(test_split_sync_survives_a_roll_while_in_flight),
+        T(test_split_sync_fails_when_a_roll_dropped_its_batch),
         T(test_checkpoint_prevents_replay),
         T(test_crash_replays_bounded),
         T(test_second_open_fails),
