@@ -308,7 +308,7 @@ static void render_spool(admin_t *a, buf_t *b, const dispatch_stats_t *st) {
          "Records found at open that were delivered before a crash (republished again).");
     sample_u64(b, "hookbridge_spool_replayed_total", ss.replayed);
     head(b, "hookbridge_spool_syncs_total", "counter",
-         "fdatasync calls on the spool (group commit: one per commit window).");
+         "fdatasync calls on the spool (group commit: one per batch of events spooled together).");
     sample_u64(b, "hookbridge_spool_syncs_total", ss.sync_count);
 }
 

@@ -23,8 +23,8 @@
 typedef struct bridge bridge_t;
 
 /* Reads path (NULL: the defaults) and checks all the daemon would refuse at start: the file
- * against the option table, every endpoint's access control and router, and the librdkafka
- * properties. NULL with errstr ("PATH:LINE: reason"). Used at start, by --check-config and by
+ * against the option table, every endpoint's access control and router, the librdkafka
+ * properties, and the TLS certificate and key (so a half-rotated key pair refuses a reload). NULL with errstr ("PATH:LINE: reason"). Used at start, by --check-config and by
  * bridge_reload. */
 hb_config_t *bridge_config_load(const char *path, char *errstr, size_t errlen);
 

@@ -145,6 +145,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hookbridge: --check-config needs --config PATH\n");
         return EXIT_USAGE;
     }
+    /* SIGHUP's default action kills. Operators send it routinely (reloads, logrotate), also
+     * while the daemon starts or stops: ignored until the loop serves it, and again after
+     * (libevent restores this disposition when the signal event goes). */
+    signal(SIGHUP, SIG_IGN);
     hb_config_t *cfg = load_config(config_path);
     if (!cfg)
         return EXIT_USAGE;
@@ -169,9 +173,9 @@ int main(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     log_info("main", "starting", "version", HB_VERSION, "config", config_path, NULL);
-    /* SIGHUP's default action kills: caught from before the listeners open (a reload sent as
-     * soon as the port answers must not stop the daemon); it is served once the loop runs.
-     * SIGTERM and SIGINT keep their default until then: a start can be cut short. */
+    /* SIGHUP is caught from before the listeners open (a reload sent as soon as the port
+     * answers must not stop the daemon); it is served once the loop runs. SIGTERM and SIGINT
+     * keep their default until then: a start can be cut short. */
     sighup = evsignal_new(rs.base, SIGHUP, on_sighup, &rs);
     if (!sighup || event_add(sighup, NULL)) {
         log_error("main", "cannot install signal handlers", NULL);

@@ -618,8 +618,11 @@ static int load_tree(hb_config_t *c, const config_setting_t *root, const char *e
         const cfg_option_t *o = find_option(gname);
         if (ep && strcmp(gname, "name") == 0)
             continue;
-        if (ep && strcmp(gname, "path") == 0)
+        if (ep && strcmp(gname, "path") == 0) {
+            if (config_setting_type(g) != CONFIG_TYPE_STRING)
+                ERR_AT(g, "%spath must be a string: path = \"/webhooks/...\";", ctx);
             o = http_path;
+        }
         if (o) {
             if (load_setting(c, o, g, ep, path, errstr, errlen) != 0)
                 return -1;

@@ -207,6 +207,8 @@ static void test_endpoint_errors_name_line_and_reason(void **state) {
     expect_error("endpoints = (\n  { name = \"a\";\n    auth = { tokens = []; }; }\n);\n",
                  ":2: endpoint 'a' needs a path");
     expect_error("endpoints = (\n  { path = \"/a\"; }\n);\n", ":2: endpoints[0] needs a name");
+    expect_error("endpoints = (\n  { name = \"a\";\n    path = 5; }\n);\n",
+                 ":3: endpoint 'a': path must be a string");
     expect_error("endpoints = (\n  { name = \"a\"; path = \"/a\"; },\n"
                  "  { name = \"a\"; path = \"/b\"; }\n);\n",
                  ":3: endpoint name 'a' is used twice (first at line 2)");
