@@ -19,11 +19,6 @@
 #include "producer.h"
 #include "spool.h"
 
-/* The Kafka header that carries the request id. Not "ce_": in the CloudEvents Kafka binding
- * that prefix marks event attributes, and the request id is not part of the event (a webhook
- * sent twice is one event, with one envelope id, but two requests). */
-#define BRIDGE_HDR_REQUEST_ID "hb_request_id"
-
 struct bridge {
     struct event_base *base;
     hb_config_t *cfg;          /* running: restart-only options as at start, the rest as of
@@ -109,7 +104,7 @@ static void on_webhook(void *arg, http_req_t *req, const endpoint_t *ep, const c
                                 hbtime_now_ms(), &m, err, sizeof err);
     switch (st) {
     case HB_OK: {
-        if (msg_add_header(&m, BRIDGE_HDR_REQUEST_ID, http_req_id(req), HTTP_REQUEST_ID_LEN) !=
+        if (msg_add_header(&m, MSG_HDR_REQUEST_ID, http_req_id(req), HTTP_REQUEST_ID_LEN) !=
             0) {
             msg_free(&m);
             http_reply_error(req, 503, "unavailable", "out of memory", 1);
@@ -222,13 +217,19 @@ hb_status_t bridge_reload(bridge_t *b) {
     }
     log_info("bridge", "reloading the configuration", "file", path, NULL);
     hb_config_t *fresh = bridge_config_load(path, err, sizeof err);
-    endpoint_set_t *set = fresh ? endpoint_set_new(fresh, err, sizeof err) : NULL;
+    /* The TLS context for new connections (a renewed certificate may keep its file name), built
+     * before anything changes: files that went bad since the check refuse the reload. */
+    SSL_CTX *tls = NULL;
+    endpoint_set_t *set = fresh && conn_tls_from_config(fresh, &tls, err, sizeof err) == 0
+                              ? endpoint_set_new(fresh, err, sizeof err)
+                              : NULL;
     if (set && http_set_endpoints(b->http, set) != 0) {
         snprintf(err, sizeof err, "out of memory");
         endpoint_set_free(set);
         set = NULL;
     }
     if (!set) {
+        SSL_CTX_free(tls);
         config_free(fresh);
         b->reloads.error++;
         b->reloads.last_ok = 0;
@@ -240,6 +241,7 @@ hb_status_t bridge_reload(bridge_t *b) {
      * request in progress keeps its id and counter slot, not its endpoint), so it can go. */
     endpoint_set_free(b->endpoints);
     b->endpoints = set;
+    conn_set_tls(http_conns(b->http), tls); /* open connections keep theirs */
     config_diff(b->cfg, fresh, 0, warn_restart, (void *)path);
     buf_t changed = {0};
     config_diff(b->cfg, fresh, 1, collect_name, &changed);

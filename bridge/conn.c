@@ -28,16 +28,25 @@
 
 typedef struct conn_link conn_link_t;
 
+/* How long to wait before trying again to accept when the listener could not be re-enabled or
+ * no spare link could be made (out of memory). A retry, not a poll: armed only then. */
+#define CONN_RETRY_MS 1000
+
 struct conn {
     struct event_base *base;
-    SSL_CTX *tls;                     /* NULL: plain HTTP */
+    SSL_CTX *tls;                     /* for connections accepted from now on; NULL: plain HTTP */
     struct evconnlistener *listener;  /* borrowed; NULL once the server stops accepting */
+    struct event *retry;              /* one-shot: listener_sync again (CONN_RETRY_MS) */
+    conn_link_t *spare;               /* a plain link made ahead, for when memory runs out */
     struct timeval deadline;          /* http.request_timeout_ms */
     int64_t deadline_ms;
     size_t max_headers;
     conn_stats_t st;                  /* st.open: connections whose free_context has not run */
-    int paused;                       /* we disabled the listener at the cap */
-    int released;                     /* conn_free ran; free when st.open reaches 0 */
+    size_t links;                     /* links not yet freed: open ones, the spare, half-built
+                                         ones; the conn_t outlives them all */
+    int paused;                       /* we disabled the listener (at the cap, or no spare) */
+    int failing;                      /* accepting failed (logged once) and is being retried */
+    int released;                     /* conn_free ran; free when links reaches 0 */
     conn_link_t **by_fd;              /* the link of each socket, for conn_request_arrived */
     size_t by_fd_len;
 };
@@ -52,39 +61,35 @@ struct conn_link {
     struct event *wev;         /* the writer's wake-up (see "writing answers"); made lazily */
     struct evbuffer_cb_entry *out_cb, *tls_out_cb;
     conn_phase_t phase;
-    int pending;               /* input arrived while answering */
     int fd;                    /* registered in c->by_fd; -1 until the first plaintext byte */
+    int counted;               /* handed to evhttp: counted in st.open */
+    int refuse;                /* the spare standing in on a TLS listener: dropped unread */
+    int dropping;              /* out of memory: an error is on its way to evhttp */
     int cut;                   /* closed by the deadline */
     char peer[INET6_ADDRSTRLEN + 16]; /* "ip:port", "" until looked up */
 };
 
 /* ---- the deadline state machine (pure) ------------------------------------------------------ */
 
-conn_phase_t conn_phase_next(conn_phase_t phase, conn_event_t ev, int *pending,
-                             conn_timer_op_t *op) {
+conn_phase_t conn_phase_next(conn_phase_t phase, conn_event_t ev, conn_timer_op_t *op) {
     *op = CONN_TIMER_KEEP;
     switch (ev) {
     case CONN_EV_INPUT:
-        if (phase == CONN_ANSWERING) {
-            *pending = 1; /* the next request's clock starts when our answer has left */
-            return phase;
-        }
-        if (phase == CONN_RECEIVING)
-            return phase;
+        if (phase == CONN_RECEIVING || phase == CONN_ANSWERING)
+            return phase; /* answering: the next request's bytes wait; CONN_EV_SENT_MORE */
         *op = CONN_TIMER_START; /* IDLE, or HANDSHAKE: the first plaintext byte of a request */
         return CONN_RECEIVING;
     case CONN_EV_REQUEST:
         *op = CONN_TIMER_STOP; /* answering is our job, not the client's */
         return CONN_ANSWERING;
-    case CONN_EV_OUTPUT:
+    case CONN_EV_SENT:
+    case CONN_EV_SENT_MORE:
         if (phase != CONN_ANSWERING)
             return phase; /* 100 Continue, or libevent answering a broken request itself */
-        if (*pending) {
-            *pending = 0;
-            *op = CONN_TIMER_START;
-            return CONN_RECEIVING;
-        }
-        return CONN_IDLE;
+        if (ev == CONN_EV_SENT)
+            return CONN_IDLE;
+        *op = CONN_TIMER_START; /* the next request began while we answered, or came with it */
+        return CONN_RECEIVING;
     case CONN_EV_TLS_DONE:
         if (phase != CONN_HANDSHAKE)
             return phase; /* TLS 1.3 post-handshake messages report "done" again */
@@ -226,6 +231,18 @@ fail:
     return -1;
 }
 
+/* SHA-256 of the DER of tls's certificate, in hex; "" for NULL. */
+static void tls_fingerprint(SSL_CTX *tls, char out[2 * 32 + 1]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    X509 *x = tls ? SSL_CTX_get0_certificate(tls) : NULL;
+    out[0] = '\0';
+    if (!x || X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+        return;
+    for (unsigned int i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 /* ---- one connection ------------------------------------------------------------------------ */
 
 /* "ip:port" of the link's peer (as http.c writes it), looked up once. */
@@ -252,7 +269,7 @@ static const char *link_peer(conn_link_t *k) {
 
 static void link_step(conn_link_t *k, conn_event_t ev) {
     conn_timer_op_t op;
-    k->phase = conn_phase_next(k->phase, ev, &k->pending, &op);
+    k->phase = conn_phase_next(k->phase, ev, &op);
     if (op == CONN_TIMER_START)
         evtimer_add(k->timer, &k->c->deadline);
     else if (op == CONN_TIMER_STOP)
@@ -291,6 +308,19 @@ static int link_alive(conn_link_t *k) {
     return evcb != NULL;
 }
 
+/* Out of memory while reading: has evhttp drop the connection, as it does when the socket
+ * fails. An input filter's BEV_ERROR would not do it: libevent 2.1 ignores it on the read path
+ * (bufferevent_filter.c, be_filter_read_nolock_). Deferred: this runs inside the filter's read,
+ * and evhttp frees the connection in its event callback. */
+static void link_drop(conn_link_t *k, const char *why) {
+    if (k->dropping)
+        return;
+    k->dropping = 1;
+    log_error("http", why, "peer", link_peer(k), NULL);
+    bufferevent_trigger_event(k->bev, BEV_EVENT_READING | BEV_EVENT_ERROR,
+                              BEV_TRIG_DEFER_CALLBACKS);
+}
+
 /* The filter's input side: passes every byte up unchanged (moving buffer chains, no copy), and
  * notes that a request has begun. */
 static enum bufferevent_filter_result on_input(struct evbuffer *src, struct evbuffer *dst,
@@ -298,10 +328,11 @@ static enum bufferevent_filter_result on_input(struct evbuffer *src, struct evbu
                                                enum bufferevent_flush_mode mode, void *arg) {
     (void)mode;
     conn_link_t *k = arg;
+    if (k->refuse || k->dropping)
+        return BEV_ERROR; /* being dropped: evhttp must not see a byte */
     if (k->fd < 0 && link_register(k) != 0) {
-        /* Untracked, its deadline could never be stopped: drop it (out of memory). */
-        log_error("http", "cannot track a connection: out of memory", "peer", link_peer(k),
-                  NULL);
+        /* Untracked, its deadline could never be stopped. */
+        link_drop(k, "cannot track a connection: out of memory; dropping it");
         return BEV_ERROR;
     }
     size_t n = evbuffer_get_length(src);
@@ -310,8 +341,10 @@ static enum bufferevent_filter_result on_input(struct evbuffer *src, struct evbu
     if (n == 0)
         return BEV_NEED_MORE;
     if (n == evbuffer_get_length(src) ? evbuffer_add_buffer(dst, src) != 0
-                                      : evbuffer_remove_buffer(src, dst, n) != (int)n)
+                                      : evbuffer_remove_buffer(src, dst, n) != (int)n) {
+        link_drop(k, "cannot read a request: out of memory; dropping the connection");
         return BEV_ERROR;
+    }
     link_step(k, CONN_EV_INPUT);
     return BEV_OK;
 }
@@ -339,11 +372,19 @@ static enum bufferevent_filter_result on_output(struct evbuffer *src, struct evb
 
 /* What the bufferevent beneath would have done: run evhttp's write callback once the output is
  * empty, while evhttp waits for it (it enables writing only then). Deferred: this may run inside
- * OpenSSL's write path, and evhttp may free the connection in its callback. */
+ * OpenSSL's write path, and evhttp may free the connection in its callback.
+ * This is also where an answer ends for the deadline (CONN_EV_SENT): its bytes are in the kernel.
+ * Whatever plaintext is already here then is the start of the next request (read while we
+ * answered, or sent along with the last one), unseen by evhttp until it has finished this
+ * answer: its clock starts now. */
 static void tell_evhttp(conn_link_t *k) {
-    if (link_alive(k) && !evbuffer_get_length(bufferevent_get_output(k->bev)) &&
-        (bufferevent_get_enabled(k->bev) & EV_WRITE))
-        bufferevent_trigger(k->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    if (!link_alive(k) || evbuffer_get_length(bufferevent_get_output(k->bev)) ||
+        !(bufferevent_get_enabled(k->bev) & EV_WRITE))
+        return;
+    int more = evbuffer_get_length(bufferevent_get_input(k->bev)) ||
+               evbuffer_get_length(bufferevent_get_input(k->under));
+    link_step(k, more ? CONN_EV_SENT_MORE : CONN_EV_SENT);
+    bufferevent_trigger(k->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg) {
@@ -371,14 +412,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
         tell_evhttp(k);
 }
 
-/* evhttp wrote to the filter's output: the answer is leaving; wake the writer (not from inside
- * evhttp's own call). */
+/* evhttp wrote to the filter's output: wake the writer (not from inside evhttp's own call). */
 static void on_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     (void)buf;
     conn_link_t *k = arg;
     if (!info->n_added || !link_alive(k))
         return;
-    link_step(k, CONN_EV_OUTPUT);
     if (!k->wev) {
         evutil_socket_t fd = k->ssl ? -1 : bufferevent_getfd(k->under);
         k->wev = event_new(k->c->base, fd, k->ssl ? 0 : EV_WRITE, on_writable, k);
@@ -407,6 +446,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     conn_t *c = k->c;
     if (!link_alive(k))
         return;
+    if (k->refuse) {
+        /* on_accept's spare on a TLS listener: evhttp set it up; now it drops it. */
+        bufferevent_trigger_event(k->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, 0);
+        return;
+    }
     if (k->phase == CONN_HANDSHAKE && k->ssl && SSL_is_init_finished(k->ssl)) {
         link_step(k, CONN_EV_TLS_DONE); /* connected and quiet: the idle timeout's business */
         return;
@@ -453,15 +497,16 @@ static void report_tls_failure(conn_link_t *k) {
     log_info("http", "TLS handshake failed", "peer", link_peer(k), "reason", why, NULL);
 }
 
+static void listener_sync(conn_t *c);
 static void conn_release_if_done(conn_t *c);
 
-/* The filter's free_context: evhttp has freed the connection and libevent is finalizing the
- * filter. The bufferevent beneath is still alive (the filter holds it until this returns), so
- * its SSL and socket can still be read. */
+/* The filter's free_context: evhttp has freed the connection (or conn.c the spare, or a link it
+ * could not finish) and libevent is finalizing the filter. The bufferevent beneath is still
+ * alive (the filter holds it until this returns), so its SSL and socket can still be read. */
 static void link_free(void *arg) {
     conn_link_t *k = arg;
     conn_t *c = k->c;
-    if (k->ssl && !k->cut && !SSL_is_init_finished(k->ssl))
+    if (k->counted && k->ssl && !k->cut && !SSL_is_init_finished(k->ssl))
         report_tls_failure(k);
     if (k->ssl)
         SSL_set_app_data(k->ssl, NULL);
@@ -475,35 +520,33 @@ static void link_free(void *arg) {
     event_free(k->timer);
     if (k->fd >= 0 && (size_t)k->fd < c->by_fd_len && c->by_fd[k->fd] == k)
         c->by_fd[k->fd] = NULL;
+    int counted = k->counted;
     free(k);
-    c->st.open--;
-    if (c->paused && c->st.open < c->st.max_open) {
-        c->paused = 0;
-        if (c->listener && evconnlistener_enable(c->listener) == 0)
-            log_info("http", "accepting connections again", "#open", (long long)c->st.open,
-                     "#max_connections", (long long)c->st.max_open, NULL);
+    c->links--;
+    if (counted) {
+        c->st.open--;
+        listener_sync(c);
     }
     conn_release_if_done(c);
 }
 
-/* evhttp's bevcb: the bufferevent of a connection evhttp has just accepted (its fd is set right
- * after this returns). */
-static struct bufferevent *on_accept(struct event_base *base, void *arg) {
-    conn_t *c = arg;
+/* A link for one connection, TLS when tls is set; its socket is set by evhttp later. NULL when
+ * memory runs out (anything half-built is freed, a filter through link_free). */
+static conn_link_t *link_new(conn_t *c, SSL_CTX *tls) {
     conn_link_t *k = calloc(1, sizeof *k);
     if (!k)
-        goto fail;
+        return NULL;
     k->c = c;
     k->fd = -1;
     k->phase = CONN_IDLE;
-    if (!(k->timer = evtimer_new(base, on_deadline, k)))
+    if (!(k->timer = evtimer_new(c->base, on_deadline, k)))
         goto fail;
-    if (c->tls) {
-        SSL *ssl = SSL_new(c->tls);
+    if (tls) {
+        SSL *ssl = SSL_new(tls);
         if (!ssl)
             goto fail;
         /* With BEV_OPT_CLOSE_ON_FREE the bufferevent owns ssl, also when it fails. */
-        k->under = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+        k->under = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                   BEV_OPT_CLOSE_ON_FREE);
         if (!k->under)
             goto fail;
@@ -512,7 +555,7 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg) {
         SSL_set_info_callback(ssl, on_tls_info);
         bufferevent_openssl_set_allow_dirty_shutdown(k->under, 1);
         k->phase = CONN_HANDSHAKE;
-    } else if (!(k->under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE))) {
+    } else if (!(k->under = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE))) {
         goto fail;
     }
     /* CLOSE_ON_FREE on the filter: freeing it frees the bufferevent beneath, which closes the
@@ -521,43 +564,118 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg) {
                                     link_free, k);
     if (!k->bev)
         goto fail;
-    /* From here on the filter owns k (a failure below ends in link_free). */
+    c->links++; /* from here on the filter owns k: link_free counts it down */
     if (!(k->out_cb = evbuffer_add_cb(bufferevent_get_output(k->bev), on_out_added, k)) ||
         (k->ssl &&
          !(k->tls_out_cb = evbuffer_add_cb(bufferevent_get_output(k->under), on_tls_out, k)))) {
-        log_error("http", "cannot set up a connection: out of memory", NULL);
-        c->st.open++; /* link_free counts it down */
         bufferevent_free(k->bev);
         return NULL;
     }
-    if (k->phase == CONN_HANDSHAKE)
-        evtimer_add(k->timer, &c->deadline);
-    c->st.open++;
-    if (c->st.open >= c->st.max_open && !c->paused && c->listener) {
-        /* Stops the listener's accept loop too (listener.c checks after each callback). */
-        evconnlistener_disable(c->listener);
-        c->paused = 1;
-        c->st.limit_reached++;
-        log_warn("http", "connection limit reached", "#max_connections",
-                 (long long)c->st.max_open, NULL);
-    }
-    return k->bev;
+    return k;
 fail:
-    log_error("http", "cannot set up a connection: out of memory", NULL);
-    if (k) {
-        if (k->under) {
-            if (k->ssl)
-                SSL_set_app_data(k->ssl, NULL);
-            bufferevent_free(k->under);
-        }
-        if (k->timer)
-            event_free(k->timer);
-        free(k);
+    if (k->under) {
+        if (k->ssl)
+            SSL_set_app_data(k->ssl, NULL);
+        bufferevent_free(k->under);
     }
+    if (k->timer)
+        event_free(k->timer);
+    free(k);
     return NULL;
 }
 
-/* ---- the listener's limits -------------------------------------------------------------------- */
+/* ---- the listener ------------------------------------------------------------------------------
+ * The listener is on only while a connection can be taken: below http.max_connections, and with
+ * a spare link ready. When memory runs out in on_accept, returning NULL would let evhttp make a
+ * plain bufferevent of its own, so on a TLS listener that connection would speak cleartext; the
+ * spare, made ahead, stands in instead (on_accept). Without one (memory is still short), or when
+ * the listener cannot be re-enabled, the retry timer tries again in CONN_RETRY_MS, and so does
+ * every close. listener.c checks after each accepted connection whether the listener is still
+ * on, so disabling it here also stops the accept loop in progress. */
+
+static void listener_sync(conn_t *c) {
+    if (!c->listener || c->released)
+        return;
+    if (!c->spare)
+        c->spare = link_new(c, NULL);
+    int full = c->st.open >= c->st.max_open;
+    const char *failed = NULL;
+    char why[128] = "";
+    if (full || !c->spare) {
+        if (!c->paused) {
+            evconnlistener_disable(c->listener);
+            c->paused = 1;
+            if (full) {
+                c->st.limit_reached++;
+                log_warn("http", "connection limit reached", "#max_connections",
+                         (long long)c->st.max_open, NULL);
+            }
+        }
+        if (full && c->spare)
+            return; /* a close brings it back */
+        failed = "not accepting connections; retrying";
+        snprintf(why, sizeof why, "out of memory");
+    } else if (c->paused) {
+        errno = 0;
+        if (evconnlistener_enable(c->listener) == 0) {
+            c->paused = 0;
+            c->failing = 0;
+            evtimer_del(c->retry);
+            log_info("http", "accepting connections again", "#open", (long long)c->st.open,
+                     "#max_connections", (long long)c->st.max_open, NULL);
+            return;
+        }
+        snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "libevent gave no reason");
+        failed = "cannot accept connections again; retrying";
+    } else {
+        return;
+    }
+    if (!c->failing)
+        log_error("http", failed, "reason", why, "#retry_ms", (long long)CONN_RETRY_MS, NULL);
+    c->failing = 1;
+    struct timeval tv = {CONN_RETRY_MS / 1000, (CONN_RETRY_MS % 1000) * 1000};
+    evtimer_add(c->retry, &tv);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    listener_sync(arg);
+}
+
+/* evhttp's bevcb: the bufferevent of a connection evhttp has just accepted (its fd is set right
+ * after this returns). */
+static struct bufferevent *on_accept(struct event_base *base, void *arg) {
+    (void)base;
+    conn_t *c = arg;
+    conn_link_t *k = link_new(c, c->tls);
+    if (!k) {
+        /* The listener is off while there is no spare, so there is one. */
+        k = c->spare;
+        c->spare = NULL;
+        if (!k) {
+            log_error("http", "cannot set up a connection: out of memory", NULL);
+            return NULL;
+        }
+        if (c->tls) {
+            /* Dropped before evhttp reads a byte: on_deadline runs before the loop polls the
+             * new socket. */
+            k->refuse = 1;
+            event_active(k->timer, EV_TIMEOUT, 1);
+            log_error("http", "cannot set up a TLS connection: out of memory; dropping it",
+                      NULL);
+        } else {
+            log_warn("http", "cannot set up a connection: out of memory; serving it with the "
+                             "spare", NULL);
+        }
+    }
+    k->counted = 1;
+    c->st.open++;
+    if (k->phase == CONN_HANDSHAKE)
+        evtimer_add(k->timer, &c->deadline);
+    listener_sync(c);
+    return k->bev;
+}
 
 conn_t *conn_new(struct event_base *base, struct evhttp *evh, const hb_config_t *cfg,
                  char *errstr, size_t errlen) {
@@ -579,6 +697,11 @@ conn_t *conn_new(struct event_base *base, struct evhttp *evh, const hb_config_t 
     /* Every deadline has the same length: libevent keeps such timers in a queue, not its heap. */
     const struct timeval *common = event_base_init_common_timeout(base, &tv);
     c->deadline = common ? *common : tv;
+    if (!(c->retry = evtimer_new(base, on_retry, c)) || !(c->spare = link_new(c, NULL))) {
+        snprintf(errstr, errlen, "out of memory");
+        conn_free(c);
+        return NULL;
+    }
     evhttp_set_bevcb(evh, on_accept, c);
     return c;
 }
@@ -587,10 +710,27 @@ void conn_set_listener(conn_t *c, struct evconnlistener *l) {
     if (!c)
         return;
     c->listener = l;
-    if (l && c->st.open >= c->st.max_open) {
-        evconnlistener_disable(l);
-        c->paused = 1;
+    listener_sync(c);
+}
+
+void conn_set_tls(conn_t *c, SSL_CTX *tls) {
+    if (!c) {
+        SSL_CTX_free(tls);
+        return;
     }
+    char was[2 * 32 + 1], now[2 * 32 + 1];
+    tls_fingerprint(c->tls, was);
+    tls_fingerprint(tls, now);
+    if (c->tls && !tls)
+        log_warn("http", "TLS off for new connections: the webhook listener speaks plain HTTP",
+                 NULL);
+    else if (!c->tls && tls)
+        log_info("http", "TLS on for new connections", "cert_sha256", now, NULL);
+    else if (tls && strcmp(was, now) != 0)
+        log_info("http", "a new TLS certificate for new connections", "cert_sha256", now,
+                 "previous_sha256", was, NULL);
+    SSL_CTX_free(c->tls); /* each open connection's SSL holds a reference of its own */
+    c->tls = tls;
 }
 
 int conn_request_arrived(conn_t *c, struct evhttp_request *req, char *detail, size_t len) {
@@ -623,7 +763,7 @@ void conn_get_stats(const conn_t *c, conn_stats_t *out) {
 }
 
 static void conn_release_if_done(conn_t *c) {
-    if (!c->released || c->st.open > 0)
+    if (!c->released || c->links > 0)
         return;
     SSL_CTX_free(c->tls);
     free(c->by_fd);
@@ -635,5 +775,11 @@ void conn_free(conn_t *c) {
         return;
     c->listener = NULL; /* freed with the evhttp */
     c->released = 1;
+    if (c->retry)
+        event_free(c->retry);
+    c->retry = NULL;
+    if (c->spare)
+        bufferevent_free(c->spare->bev); /* link_free follows, in libevent's finalizer */
+    c->spare = NULL;
     conn_release_if_done(c);
 }

@@ -25,8 +25,8 @@
  *     socket down at once, so bytes merely passed to the bufferevent beneath would be lost
  *     (libevent issues #616, #795). conn.c's writer sends them itself and tells evhttp only once
  *     they are in the kernel: evbuffer_write on the socket, or for TLS, once the OpenSSL
- *     bufferevent's output has drained. An evbuffer callback on the filter's output says when
- *     evhttp writes, which also ends the answering phase of the deadline.
+ *     bufferevent's output has drained. That moment also ends the answering phase of the
+ *     deadline (CONN_EV_SENT).
  * Other hooks were rejected: the listener callback belongs to evhttp (evhttp_bind_listener sets
  * it) and sees no close; an SSL ex_data free callback would cover TLS connections only; reading
  * the evhttp_connection out of the bufferevent's callback argument, or guessing evhttp's state
@@ -34,7 +34,9 @@
  *
  * Limits:
  *   max_connections    when http.max_connections connections are open, the listener is disabled
- *                      (evconnlistener_disable) and re-enabled when one closes. Connections
+ *                      (evconnlistener_disable) and re-enabled when one closes (if that fails,
+ *                      error "cannot accept connections again; retrying", and it is tried again
+ *                      at the next close and every second until it works). Connections
  *                      beyond the cap wait in the kernel's accept backlog (http_listen_on
  *                      asks for 1024; net.core.somaxconn may cap it), unseen and
  *                      uncounted; a sender waits instead of being refused. Logged once per
@@ -43,9 +45,14 @@
  *   request deadline   http.request_timeout_ms from a request's first byte (request line,
  *                      headers and body) to the moment the whole request reaches http.c's
  *                      request callback. Idle time between keep-alive requests does not count
- *                      (http.idle_timeout_ms covers it), nor does our time answering. A late
- *                      request is cut without an answer, like libevent's own timeouts: warn
- *                      "request deadline exceeded" with the peer, counted. See conn_phase_next.
+ *                      (http.idle_timeout_ms covers it), nor does the time from the request's
+ *                      arrival until our whole answer is in the kernel. A request whose first
+ *                      bytes came earlier (pipelined: sent with the previous one, or while we
+ *                      answered it) is timed from when our answer to the previous one is in
+ *                      the kernel, which is when evhttp turns to it. A
+ *                      late request is cut without an answer, like libevent's own timeouts:
+ *                      warn "request deadline exceeded" with the peer, counted. See
+ *                      conn_phase_next.
  *                      With TLS, the handshake is bounded too: the timer starts at accept and
  *                      stops when the handshake is done (OpenSSL's info callback), so a client
  *                      slow to send its first request after a quick handshake is not cut.
@@ -59,11 +66,20 @@
  *                      certificates). A failed handshake is logged at info with the peer and
  *                      OpenSSL's reason and counted; it costs no other connection anything. A
  *                      client that connects and closes without sending a byte is not counted.
+ *                      conn_set_tls swaps the context for new connections (a reload); open
+ *                      ones keep theirs.
  *
- * Known gap: if memory runs out while a connection's bufferevent is built, the bevcb returns NULL
- * and evhttp makes a plain bufferevent of its own, so on a TLS listener that one connection would
- * speak plain HTTP (and is not counted). A TLS client's ClientHello is not HTTP: it gets
- * libevent's 400.
+ * Out of memory: the bevcb must not return NULL, or evhttp makes a plain bufferevent of its own
+ * (on a TLS listener, that connection would speak cleartext). So a spare plain link is made
+ * ahead; when a connection's link cannot be built, the spare stands in: on a plain listener it
+ * serves the connection, on a TLS one it is dropped before evhttp reads a byte (error "cannot
+ * set up a TLS connection: out of memory; dropping it"). The listener is off while no spare
+ * can be made, and tried again every second. A link that cannot be registered or cannot
+ * move its input (out of memory) is dropped with an error event, as a failed socket is.
+ * Known gap: if libevent's own allocations fail right after the bevcb (the evhttp_connection,
+ * its address), libevent 2.1.12 leaks the bufferevent it was given (http.c,
+ * evhttp_connection_base_bufferevent_new): that link is never freed and st.open stays one too
+ * high, a max_connections slot lost until a restart.
  *
  * @locality the event-loop thread.
  */
@@ -112,7 +128,14 @@ void conn_set_listener(conn_t *c, struct evconnlistener *l);
  * fields (answer 431 too_many_headers). NULL c: 0. */
 int conn_request_arrived(conn_t *c, struct evhttp_request *req, char *detail, size_t len);
 
-/* 1 when the listener speaks TLS. */
+/* Connections accepted from now on use tls (NULL: plain HTTP), which c takes (also for NULL
+ * c: it is freed). Open connections keep the context they started with (each SSL holds a
+ * reference). Logs the change: warn when TLS goes off, info with the certificate's SHA-256 when
+ * it comes on or the certificate differs from the running one. For a reload: build tls with
+ * conn_tls_from_config first, so that bad files refuse the reload. */
+void conn_set_tls(conn_t *c, SSL_CTX *tls);
+
+/* 1 when the listener speaks TLS (to connections accepted from now on). */
 int conn_tls_enabled(const conn_t *c);
 
 /* The counters (all zero for NULL). */
@@ -127,11 +150,15 @@ void conn_free(conn_t *c);
  *
  *   HANDSHAKE --input--> RECEIVING   (TLS only: the timer runs from accept; the first plaintext
  *   HANDSHAKE --tls done--> IDLE      byte restarts it; a finished handshake stops it)
- *   IDLE --input--> RECEIVING --request--> ANSWERING --output--> IDLE
- *                   (timer starts)  (timer stops)     (our answer left)
- * Input while ANSWERING is a pipelined next request (libevent reads it while it writes the
- * answer): it is remembered, and its timer starts when the answer leaves. Output while RECEIVING
- * is a 100 Continue or libevent's own error answer: the timer keeps running. */
+ *   IDLE --input--> RECEIVING --request--> ANSWERING --sent--> IDLE
+ *                   (timer starts)  (timer stops)     (answer in the kernel, nothing more here)
+ *                                          ANSWERING --sent, more--> RECEIVING (timer starts)
+ * "Sent" is when the writer has put the whole answer in the kernel and tells evhttp. Input
+ * while ANSWERING is a pipelined next request (libevent reads while it writes the answer); its
+ * bytes wait in the filter's input, unparsed, as do bytes that came in one read with the last
+ * request: when the answer is sent, any such bytes make it "sent, more", and the next request's
+ * clock starts then. "Sent" while RECEIVING is a 100 Continue or libevent's own error answer:
+ * the timer keeps running. */
 typedef enum conn_phase {
     CONN_HANDSHAKE,
     CONN_IDLE,
@@ -140,10 +167,11 @@ typedef enum conn_phase {
 } conn_phase_t;
 
 typedef enum conn_event {
-    CONN_EV_INPUT,    /* plaintext bytes arrived */
-    CONN_EV_REQUEST,  /* a whole request reached the request callback */
-    CONN_EV_OUTPUT,   /* answer bytes were handed to the socket */
-    CONN_EV_TLS_DONE  /* the TLS handshake finished */
+    CONN_EV_INPUT,     /* plaintext bytes arrived */
+    CONN_EV_REQUEST,   /* a whole request reached the request callback */
+    CONN_EV_SENT,      /* an answer is in the kernel; no byte of a next request is here */
+    CONN_EV_SENT_MORE, /* an answer is in the kernel; bytes of the next request are here */
+    CONN_EV_TLS_DONE   /* the TLS handshake finished */
 } conn_event_t;
 
 typedef enum conn_timer_op {
@@ -152,9 +180,7 @@ typedef enum conn_timer_op {
     CONN_TIMER_STOP
 } conn_timer_op_t;
 
-/* The phase after ev; *pending is the "pipelined input seen" flag (read and updated); *op what
- * to do with the timer. */
-conn_phase_t conn_phase_next(conn_phase_t phase, conn_event_t ev, int *pending,
-                             conn_timer_op_t *op);
+/* The phase after ev; *op what to do with the timer. */
+conn_phase_t conn_phase_next(conn_phase_t phase, conn_event_t ev, conn_timer_op_t *op);
 
 #endif

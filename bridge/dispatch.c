@@ -37,6 +37,13 @@ typedef struct drain_rec {
     uint64_t seq;
 } drain_rec_t;
 
+/* The request that brought a record (bridge.c adds this header; the spool keeps it), named in
+ * the log lines about one event as the HTTP lines name it. NULL (logged as null) without one. */
+static const char *request_id_of(const msg_t *m) {
+    const msg_header_t *h = msg_header(m, MSG_HDR_REQUEST_ID);
+    return h ? h->value : NULL;
+}
+
 TAILQ_HEAD(pending_list, pending);
 
 struct dispatch {
@@ -159,8 +166,9 @@ static void to_spool(dispatch_t *d, pending_t *p) {
     if (st != HB_OK) {
         d->st.spool_fail_ms = hbtime_mono_ms();
         d->st.spool_fail_st = st;
-        log_error("dispatch", "cannot spool event", "id", p->msg.id, "topic", p->msg.topic,
-                  "reason", hb_status_str(st), NULL);
+        log_error("dispatch", "cannot spool event", "id", p->msg.id, "request_id",
+                  request_id_of(&p->msg), "topic", p->msg.topic, "reason", hb_status_str(st),
+                  NULL);
         answer(d, p, st);
         return;
     }
@@ -409,8 +417,9 @@ static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t e
     } else {
         spool_nack(d->spool, r->seq);
         if (d->st.kafka_up || d->drain_backoff_ms == 0)
-            log_warn("dispatch", "republishing a spooled event failed", "topic", r->msg.topic,
-                     "error", rd_kafka_err2name(err), "#seq", (long long)r->seq, NULL);
+            log_warn("dispatch", "republishing a spooled event failed", "id", r->msg.id,
+                     "request_id", request_id_of(&r->msg), "topic", r->msg.topic, "error",
+                     rd_kafka_err2name(err), "#seq", (long long)r->seq, NULL);
         set_kafka_up(d, 0);
         drain_backoff(d);
     }
@@ -446,8 +455,9 @@ static void on_delivered(void *arg, void *opaque, rd_kafka_resp_err_t err, unsig
         answer(d, p, HB_OK);
     } else {
         if (!p->answered && !p->in_commit) {
-            log_warn("dispatch", "delivery failed: event spooled", "id", p->msg.id, "topic",
-                     p->msg.topic, "error", rd_kafka_err2name(err), NULL);
+            log_warn("dispatch", "delivery failed: event spooled", "id", p->msg.id,
+                     "request_id", request_id_of(&p->msg), "topic", p->msg.topic, "error",
+                     rd_kafka_err2name(err), NULL);
             to_spool(d, p);
         }
         set_kafka_up(d, 0);

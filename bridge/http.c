@@ -516,7 +516,7 @@ int http_port(const http_server_t *s) { return s->port; }
 
 uint64_t http_auth_failures(const http_server_t *s) { return s ? s->auth_failures : 0; }
 
-const struct conn *http_conns(const http_server_t *s) { return s ? s->conns : NULL; }
+struct conn *http_conns(const http_server_t *s) { return s ? s->conns : NULL; }
 
 size_t http_counter_count(const http_server_t *s) { return HTTP_EP__FIXED + s->ep_counter_cnt; }
 

@@ -84,9 +84,9 @@ const char *http_counter_label(const http_server_t *s, size_t slot);
 /* Requests denied by access control (401 or 403) since http_new; 0 for NULL. */
 uint64_t http_auth_failures(const http_server_t *s);
 
-/* The connection limits and TLS of the listener (conn.h: conn_get_stats), owned by s; NULL for
- * NULL. */
-const struct conn *http_conns(const http_server_t *s);
+/* The connection limits and TLS of the listener (conn.h: conn_get_stats; conn_set_tls on a
+ * reload), owned by s; NULL for NULL. */
+struct conn *http_conns(const http_server_t *s);
 
 /* Binds a listener for "HOST:PORT" or "[V6]:PORT" to an evhttp; returns the bound port or -1
  * with errstr. Shared with the admin listener. */

@@ -6,6 +6,11 @@
 #include <stdint.h>
 
 #define MSG_ID_LEN 64 /* lowercase hex SHA-256 */
+/* The Kafka header naming the HTTP request that brought the event (its X-Request-Id). Not
+ * "ce_": in the CloudEvents Kafka binding that prefix marks event attributes, and the request
+ * id is not part of the event (a webhook sent twice is one event, with one envelope id, but
+ * two requests). */
+#define MSG_HDR_REQUEST_ID "hb_request_id"
 
 typedef struct msg_header {
     char *name;    /* owned, NUL-terminated */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "echo.h"
 #include "hbtime.h"
 
 #define NORM_DEFAULT_DEPTH 64
@@ -60,21 +61,6 @@ static void set_err(char *errstr, size_t errlen, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(errstr, errlen, fmt, ap);
     va_end(ap);
-}
-
-/* Client text echoed in an error is capped and reduced to printable ASCII, so the message stays
- * short and can go into any HTTP body or log line without further escaping. */
-static void echo_str(const char *s, size_t n, char *out, size_t outlen) {
-    size_t take = n > ECHO_MAX ? ECHO_MAX : n;
-    size_t o = 0;
-    for (size_t i = 0; i < take && o + 1 < outlen; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[o++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    if (take < n)
-        for (int i = 0; i < 3 && o + 1 < outlen; i++)
-            out[o++] = '.';
-    out[o] = '\0';
 }
 
 static const char *json_kind(json_object *o) {
@@ -131,11 +117,26 @@ static int json_number_ok(const char *s) {
     return *s == '\0';
 }
 
-/* json-c's strict mode still accepts NaN, Infinity and "1.", and writes them back as parsed,
- * which would put invalid JSON on the topic. Doubles keep their source text, so checking that
- * text against the JSON grammar finds them. Recursion is bounded by the parser's max depth. */
-static json_object *find_bad_number(json_object *o) {
+/* json-c 0.16 reads an integer beyond the int64/uint64 range as the nearest bound (strtoll and
+ * strtoull clamp; later json-c releases refuse it in strict mode) and keeps no text for
+ * integers, so 123456789012345678901234567890 would reach the topic as 18446744073709551615.
+ * A node at a bound is where that may have happened; the digits walk (digits_walk_t) then puts
+ * its source text back. */
+static int at_clamp_bound(json_object *o) {
+    return json_object_get_int64(o) == INT64_MIN || json_object_get_uint64(o) == UINT64_MAX;
+}
+
+/* One walk over the parsed numbers. json-c's strict mode still accepts NaN, Infinity and "1.",
+ * and writes them back as parsed, which would put invalid JSON on the topic; doubles keep their
+ * source text, so checking that text against the JSON grammar finds them: the first such
+ * double is returned (the body is refused). *clamped is set when an integer sits at a bound
+ * json-c clamps to. Recursion is bounded by the parser's max depth. */
+static json_object *check_numbers(json_object *o, int *clamped) {
     switch (json_object_get_type(o)) {
+    case json_type_int:
+        if (at_clamp_bound(o))
+            *clamped = 1;
+        return NULL;
     case json_type_double: {
         /* The source text is the double's userdata (what json-c writes back). */
         const char *text = json_object_get_userdata(o);
@@ -145,7 +146,7 @@ static json_object *find_bad_number(json_object *o) {
     }
     case json_type_array:
         for (size_t i = 0; i < json_object_array_length(o); i++) {
-            json_object *bad = find_bad_number(json_object_array_get_idx(o, i));
+            json_object *bad = check_numbers(json_object_array_get_idx(o, i), clamped);
             if (bad)
                 return bad;
         }
@@ -153,7 +154,7 @@ static json_object *find_bad_number(json_object *o) {
     case json_type_object: {
         json_object_object_foreach(o, key, val) {
             (void)key;
-            json_object *bad = find_bad_number(val);
+            json_object *bad = check_numbers(val, clamped);
             if (bad)
                 return bad;
         }
@@ -172,47 +173,240 @@ static const char *get_str(json_object *o, const char *key, size_t *len) {
     return json_object_get_string(v);
 }
 
-/* Offset of the first byte that is not well-formed UTF-8, or len. json-c's own check only
- * counts continuation bytes, so it lets overlong forms, surrogates and code points above
- * U+10FFFF through to the topic; this follows RFC 3629 (Unicode table 3-7) instead. */
-static size_t utf8_bad_offset(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-        size_t more;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong below U+0800 */
-            if (c == 0xed)
-                hi = 0x9f; /* surrogates U+D800..U+DFFF */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong below U+10000 */
-            if (c == 0xf4)
-                hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return i; /* continuation byte, C0/C1 overlong lead, or F5..FF */
-        }
-        if (len - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k <= more; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return i;
-        i += more + 1;
+/* Length of the well-formed UTF-8 sequence that starts at s (s[0] >= 0x80), or 0. json-c's own
+ * check only counts continuation bytes, so it lets overlong forms, surrogates and code points
+ * above U+10FFFF through to the topic; this follows RFC 3629 (Unicode table 3-7) instead. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    size_t more;
+    if (c >= 0xc2 && c <= 0xdf) {
+        more = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        more = 2;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        if (c == 0xed)
+            hi = 0x9f; /* surrogates U+D800..U+DFFF */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        more = 3;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0; /* continuation byte, C0/C1 overlong lead, or F5..FF */
     }
-    return len;
+    if (n - 1 < more || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= more; k++)
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+    return more + 1;
 }
 
 static int is_json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* What scan_body() looks at: 0 for a byte it passes over. A byte's class depends on whether it
+ * is inside a string or not, hence two tables. */
+enum { SC_PLAIN = 0, SC_NUL, SC_CTRL, SC_HIGH, SC_DQUOTE, SC_BSLASH, SC_SQUOTE };
+#define SC_HIGH_BYTES [0x80 ... 0xff] = SC_HIGH
+static const unsigned char sc_in_string[256] = {
+    [0] = SC_NUL, [0x01 ... 0x1f] = SC_CTRL, ['"'] = SC_DQUOTE, ['\\'] = SC_BSLASH, SC_HIGH_BYTES,
+};
+static const unsigned char sc_outside[256] = {
+    [0] = SC_NUL, ['"'] = SC_DQUOTE, ['\''] = SC_SQUOTE, SC_HIGH_BYTES,
+};
+#undef SC_HIGH_BYTES
+
+typedef struct body_scan {
+    int fault;      /* SC_PLAIN: none; SC_NUL, SC_CTRL, SC_HIGH (bad UTF-8) or SC_SQUOTE at off */
+    size_t off;
+    size_t nul_key; /* offset of a \u0000 escape in a string that a ':' follows, else SIZE_MAX */
+} body_scan_t;
+
+/* Eight bytes at a time (SWAR), whether any byte of v is one scan_body() must look at: it then
+ * finds which with its tables. any_below(v, n) is nonzero exactly when some byte of v is below
+ * n (n <= 0x80; a borrow can only mark bytes above a true one, which does not change "any"). */
+#define B8(x) (0x0101010101010101ULL * (uint64_t)(x))
+static inline uint64_t any_below(uint64_t v, unsigned n) { return (v - B8(n)) & ~v & B8(0x80); }
+static inline uint64_t any_eq(uint64_t v, unsigned char c) { return any_below(v ^ B8(c), 1); }
+static inline uint64_t look_in_string(uint64_t v) {
+    return any_below(v, 0x20) | any_eq(v, '"') | any_eq(v, '\\') | (v & B8(0x80));
+}
+static inline uint64_t look_outside(uint64_t v) {
+    return any_below(v, 1) | any_eq(v, '"') | any_eq(v, '\'') | (v & B8(0x80));
+}
+
+/* One pass over the body for what json-c lets through or gets wrong, before it parses:
+ *   - a NUL byte: json-c stops there as if the body ended, which would drop the rest;
+ *   - UTF-8 that is not well-formed (see utf8_seq_len);
+ *   - a control character left raw in a string, and a single quote outside one (json-c's strict
+ *     mode takes "a<TAB>b" and {'k':1}; RFC 8259 takes neither);
+ *   - \u0000 in a key: json-c keys are C strings, cut at the NUL, so {"k\u0000x":1,"k":2} would
+ *     lose a member and "event_type\u0000x" would act as event_type. Only noted (nul_key): a
+ *     string is known to be a key only once the body is known to be JSON.
+ * The first fault stops the scan; json-c validates the grammar. This is the hot path: runs of
+ * plain bytes are skipped eight at a time, which keeps this one pass close to the memchr() for
+ * NUL plus UTF-8 loop it replaced on short-string payloads, and faster on long strings. */
+static void scan_body(const unsigned char *s, size_t len, body_scan_t *r) {
+    const unsigned char *cls = sc_outside;
+    size_t i = 0, nul_esc = SIZE_MAX; /* the first \u0000 in the current string */
+    r->fault = SC_PLAIN;
+    r->nul_key = SIZE_MAX;
+    for (;;) {
+        uint64_t v; /* memcpy: an unaligned load */
+        if (cls == sc_outside) {
+            for (; i + 8 <= len; i += 8) {
+                memcpy(&v, s + i, 8);
+                if (look_outside(v))
+                    break;
+            }
+        } else {
+            for (; i + 8 <= len; i += 8) {
+                memcpy(&v, s + i, 8);
+                if (look_in_string(v))
+                    break;
+            }
+        }
+        while (i < len && cls[s[i]] == SC_PLAIN)
+            i++;
+        if (i == len)
+            return;
+        switch (cls[s[i]]) {
+        case SC_HIGH: {
+            size_t n = utf8_seq_len(s + i, len - i);
+            if (n == 0)
+                goto fault;
+            i += n;
+            break;
+        }
+        case SC_DQUOTE:
+            if (cls == sc_outside) {
+                cls = sc_in_string;
+                nul_esc = SIZE_MAX;
+            } else {
+                cls = sc_outside;
+                if (nul_esc != SIZE_MAX && r->nul_key == SIZE_MAX) {
+                    size_t j = i + 1;
+                    while (j < len && is_json_ws((char)s[j]))
+                        j++;
+                    if (j < len && s[j] == ':')
+                        r->nul_key = nul_esc;
+                }
+            }
+            i++;
+            break;
+        case SC_BSLASH:
+            if (nul_esc == SIZE_MAX && len - i > 5 && memcmp(s + i + 1, "u0000", 5) == 0)
+                nul_esc = i;
+            /* The escaped byte is passed over unless it is one to look at (json-c refuses such
+             * an escape anyway, but its UTF-8 or control character is reported first). */
+            i += i + 1 < len && s[i + 1] >= 0x20 && s[i + 1] < 0x80 ? 2 : 1;
+            break;
+        default: goto fault; /* SC_NUL, SC_CTRL, SC_SQUOTE */
+        }
+    }
+fault:
+    r->fault = cls[s[i]];
+    r->off = i;
+}
+
+/* ---- integers json-c clamped: the digits back from the body -----------------------------------
+ * Rare (only when an integer sits at a clamp bound), so this walks the body a second time, in
+ * step with the tree json-c made of it, and gives each integer at a bound its source text as a
+ * serializer (as json_object_new_double_s does for a double); put_value() writes that text.
+ * Repeated keys: json-c keeps one node per key, holding the last value, and the walk visits
+ * that node once per occurrence (where the shapes agree). The last occurrence comes last in
+ * the body, so the text it sets is the one left. The body is valid JSON here (json-c took it),
+ * which keeps the walk simple; its recursion is bounded by the parser's max depth. */
+typedef struct digits_walk {
+    const char *s;
+    size_t len, i;
+    json_tokener *tok; /* decodes keys exactly as json-c did */
+} digits_walk_t;
+
+static void walk_ws(digits_walk_t *w) {
+    while (w->i < w->len && is_json_ws(w->s[w->i]))
+        w->i++;
+}
+
+/* Moves past the string whose opening quote is at w->i. */
+static void walk_string(digits_walk_t *w) {
+    for (w->i++; w->i < w->len && w->s[w->i] != '"'; w->i++)
+        if (w->s[w->i] == '\\')
+            w->i++;
+    if (w->i < w->len)
+        w->i++;
+}
+
+/* Reads the key at w->i and finds its member in o (NULL when o is not an object or has none). */
+static hb_status_t walk_key(digits_walk_t *w, json_object *o, json_object **member) {
+    size_t start = w->i;
+    *member = NULL;
+    walk_string(w);
+    if (!json_object_is_type(o, json_type_object))
+        return HB_OK;
+    json_tokener_reset(w->tok);
+    json_object *key = json_tokener_parse_ex(w->tok, w->s + start, (int)(w->i - start));
+    if (!key)
+        return HB_ERR_NOMEM; /* json-c took this key once already: only memory can fail */
+    json_object_object_get_ex(o, json_object_get_string(key), member);
+    json_object_put(key);
+    return HB_OK;
+}
+
+/* Walks the value at w->i; o is the node json-c made of it, or NULL (a type or length that
+ * differs: the value of an earlier occurrence of a repeated key). */
+static hb_status_t walk_value(digits_walk_t *w, json_object *o) {
+    hb_status_t st = HB_OK;
+    walk_ws(w);
+    if (w->i >= w->len)
+        return HB_OK;
+    char c = w->s[w->i];
+    if (c == '"') {
+        walk_string(w);
+    } else if (c == '{' || c == '[') {
+        int is_object = c == '{';
+        size_t idx = 0;
+        for (w->i++; st == HB_OK; idx++) {
+            walk_ws(w);
+            if (w->i < w->len && w->s[w->i] == ',') {
+                w->i++;
+                walk_ws(w);
+            }
+            if (w->i >= w->len)
+                break;
+            if (w->s[w->i] == '}' || w->s[w->i] == ']') {
+                w->i++;
+                break;
+            }
+            json_object *child = NULL;
+            if (is_object) {
+                if ((st = walk_key(w, o, &child)) != HB_OK)
+                    break;
+                walk_ws(w);
+                w->i++; /* the ':' */
+            } else if (json_object_is_type(o, json_type_array) &&
+                       idx < json_object_array_length(o)) {
+                child = json_object_array_get_idx(o, idx);
+            }
+            st = walk_value(w, child);
+        }
+    } else {
+        size_t start = w->i;
+        while (w->i < w->len && !strchr(",]} \t\r\n", w->s[w->i]))
+            w->i++;
+        if (o && json_object_is_type(o, json_type_int) && at_clamp_bound(o)) {
+            char *text = strndup(w->s + start, w->i - start);
+            if (!text)
+                return HB_ERR_NOMEM;
+            json_object_set_serializer(o, json_object_userdata_to_json_string, text,
+                                       json_object_free_userdata);
+        }
+    }
+    return st;
+}
 
 /* Parses the body into *root, which is an object on HB_OK. */
 static hb_status_t parse_body(const char *body, size_t len, int max_depth, json_object **root,
@@ -220,18 +414,30 @@ static hb_status_t parse_body(const char *body, size_t len, int max_depth, json_
     hb_status_t st = HB_ERR_JSON;
     json_tokener *tok = NULL;
     json_object *obj = NULL;
+    body_scan_t scan;
+    int clamped = 0;
 
     *root = NULL;
-    /* json-c stops at a NUL as if the body ended there, which would silently drop the rest. */
-    const char *nul = memchr(body, '\0', len);
-    if (nul) {
-        set_err(errstr, errlen, "body contains a NUL byte at offset %zu", (size_t)(nul - body));
+    scan_body((const unsigned char *)body, len, &scan);
+    switch (scan.fault) {
+    case SC_NUL:
+        set_err(errstr, errlen, "body contains a NUL byte at offset %zu", scan.off);
         return HB_ERR_INVALID;
-    }
-    size_t bad_utf8 = utf8_bad_offset((const unsigned char *)body, len);
-    if (bad_utf8 < len) {
-        set_err(errstr, errlen, "body is not valid UTF-8 at offset %zu", bad_utf8);
+    case SC_HIGH:
+        set_err(errstr, errlen, "body is not valid UTF-8 at offset %zu", scan.off);
         return HB_ERR_INVALID;
+    case SC_CTRL:
+        set_err(errstr, errlen,
+                "body is not valid JSON: control character U+%04X unescaped in a string at "
+                "offset %zu",
+                (unsigned)(unsigned char)body[scan.off], scan.off);
+        return HB_ERR_JSON;
+    case SC_SQUOTE:
+        set_err(errstr, errlen,
+                "body is not valid JSON: single quote at offset %zu (JSON strings take double "
+                "quotes)",
+                scan.off);
+        return HB_ERR_JSON;
     }
     if (len > INT_MAX) {
         set_err(errstr, errlen, "body is too large to parse (%zu bytes)", len);
@@ -285,11 +491,19 @@ static hb_status_t parse_body(const char *body, size_t len, int max_depth, json_
             goto done;
         }
     }
-    json_object *bad = find_bad_number(obj);
+    if (scan.nul_key != SIZE_MAX) {
+        set_err(errstr, errlen,
+                "body has an object key with \\u0000 at offset %zu (a key cannot hold a NUL "
+                "character)",
+                scan.nul_key);
+        st = HB_ERR_INVALID;
+        goto done;
+    }
+    json_object *bad = check_numbers(obj, &clamped);
     if (bad) {
         char shown[ECHO_MAX + 4];
         const char *text = json_object_to_json_string_ext(bad, JSON_C_TO_STRING_PLAIN);
-        echo_str(text, strlen(text), shown, sizeof shown);
+        echo_text(text, strlen(text), ECHO_MAX, shown, sizeof shown);
         set_err(errstr, errlen, "body is not valid JSON: %s is not a JSON number", shown);
         goto done;
     }
@@ -297,6 +511,14 @@ static hb_status_t parse_body(const char *body, size_t len, int max_depth, json_
         set_err(errstr, errlen, "body is JSON but not an object (got %s)", json_kind(obj));
         st = HB_ERR_NOT_OBJECT;
         goto done;
+    }
+    if (clamped) {
+        digits_walk_t w = {.s = body, .len = len, .tok = tok};
+        if (walk_value(&w, obj) != HB_OK) {
+            set_err(errstr, errlen, "out of memory parsing body");
+            st = HB_ERR_NOMEM;
+            goto done;
+        }
     }
     *root = obj;
     obj = NULL;
@@ -436,6 +658,12 @@ static void put_value(buf_t *b, json_object *o) {
             buf_append(b, "false", 5);
         return;
     case json_type_int: {
+        /* Digits json-c clamped, given back by the digits walk (see digits_walk_t). */
+        const char *text = json_object_get_userdata(o);
+        if (text) {
+            buf_puts(b, text);
+            return;
+        }
         /* json-c keeps integers above INT64_MAX as uint64; get_int64 would clamp them. */
         int64_t v = json_object_get_int64(o);
         put_uint(b, v < 0, v >= 0 ? json_object_get_uint64(o) : (uint64_t)0 - (uint64_t)v);
@@ -670,7 +898,7 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
     if (st != HB_OK)
         goto done;
     if (!route_family(router, ev.event_type, family, sizeof family)) {
-        echo_str(ev.event_type, ev.event_type_len, shown, sizeof shown);
+        echo_text(ev.event_type, ev.event_type_len, ECHO_MAX, shown, sizeof shown);
         set_err(errstr, errlen,
                 "event_type \"%s\" yields no family (its first segment must be 1 to %d "
                 "characters of A-Z a-z 0-9 _ -)",
@@ -679,7 +907,7 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
         goto done;
     }
     if (!route_topic(router, family, topic, sizeof topic)) {
-        echo_str(ev.event_type, ev.event_type_len, shown, sizeof shown);
+        echo_text(ev.event_type, ev.event_type_len, ECHO_MAX, shown, sizeof shown);
         set_err(errstr, errlen, "event_type \"%s\" yields family \"%s\" with no valid topic name",
                 shown, family);
         st = HB_ERR_NO_TYPE;

@@ -11,6 +11,7 @@
  *   datacontenttype "application/json"; extensions family and receivedat (RFC 3339 with ms);
  *   data = the payload with the stack's fields gathered under data.stack.
  *   A key repeated in one object counts once, with its last value (json-c's rule; README).
+ *   Numbers keep their source text, integers beyond 64 bits included (an integer -0 is 0).
  * Structured mode: value = the envelope JSON, header content-type
  *   "application/cloudevents+json; charset=UTF-8".
  * Binary mode: value = data JSON, headers ce_specversion, ce_id, ce_source, ce_type,
@@ -44,9 +45,11 @@ typedef struct norm_opts {
  * timestamp, for time. On HB_OK, *out is filled (out->topic, key, headers, value, id,
  * accept_ms = now_ms) and owned by the caller (msg_free). On error *out is zeroed and errstr
  * says what was wrong, in words fit for an HTTP client:
- *   HB_ERR_JSON        not valid JSON (errstr names the offset and the reason), or nested
- *                      deeper than max_depth
- *   HB_ERR_INVALID     NUL byte or invalid UTF-8 in the body
+ *   HB_ERR_JSON        not valid JSON (errstr names the offset and the reason; this includes
+ *                      what json-c alone would take: raw control characters in a string,
+ *                      single quotes, NaN, "1."), or nested deeper than max_depth
+ *   HB_ERR_INVALID     NUL byte or invalid UTF-8 in the body, or \u0000 in an object key
+ *                      (json-c would cut the key there)
  *   HB_ERR_NOT_OBJECT  valid JSON but not an object
  *   HB_ERR_NO_TYPE     no string `event_type`, or one that yields no family
  *   HB_ERR_NOMEM

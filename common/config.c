@@ -68,9 +68,9 @@ static const cfg_option_t options[] = {
      "Most header fields in a request; more gets 431.", 0},
     {"http.tls_cert_file", CFG_STRING, OFF(http_tls_cert_file), "", 0, 4096, NULL,
      "PEM certificate (chain) of the webhook listener; with http.tls_key_file set too, it "
-     "speaks only TLS (1.2 or later). Empty: plain HTTP.", 0},
+     "speaks only TLS (1.2 or later). Empty: plain HTTP.", CFG_F_RELOAD},
     {"http.tls_key_file", CFG_STRING, OFF(http_tls_key_file), "", 0, 4096, NULL,
-     "PEM private key (unencrypted) of http.tls_cert_file.", 0},
+     "PEM private key (unencrypted) of http.tls_cert_file.", CFG_F_RELOAD},
     {"admin.listen", CFG_STRING, OFF(admin_listen), "127.0.0.1:8081", 0, 300, NULL,
      "Admin listener (/healthz, /readyz, /metrics), HOST:PORT; empty turns it off.", 0},
     {"log.level", CFG_ENUM, OFF(log_level), "info", 0, 0, level_choices,

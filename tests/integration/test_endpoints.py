@@ -244,6 +244,29 @@ class SpooledRequestIdTest(unittest.TestCase):
             self.assertEqual(msgs["spooled"]["headers"]["hb_request_id"], rid)
             self.assertEqual(bridge.stop(), 0)
 
+    def test_dispatch_log_lines_about_one_event_name_its_request(self):
+        # A live delivery that fails (the event is then spooled), and an event the spool has no
+        # room for: each log line names the request, as the HTTP lines do.
+        with hbtest.MockCluster(brokers=1, topics=["cloud66.stack:1"]) as kafka, \
+                hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 20000},
+                              spool={"max_bytes": 1048576, "min_free_bytes": 0},
+                              kafka={"message.timeout.ms": 1000}) as bridge:
+            status, _, data = bridge.post(body=stack_event("warm"))
+            self.assertEqual(status, 202, data)
+            kafka.rtt("all", 5000)  # slower than message.timeout.ms: the delivery fails
+            status, headers, data = bridge.post(body=stack_event("failed"), timeout=30)
+            self.assertEqual(status, 202, data)
+            failed = bridge.find_logs(msg="delivery failed: event spooled")
+            self.assertEqual([l.get("request_id") for l in failed], [headers["x-request-id"]])
+            # Kafka counts as down now: events go to the spool, which holds one of these.
+            big = json.dumps({"event_type": "stack.big", "uid": "s", "pad": "q" * 700000})
+            answers = [bridge.post(body=big.encode(), timeout=30) for _ in range(2)]
+            self.assertEqual([a[0] for a in answers], [202, 503], answers[1][2])
+            refused = bridge.find_logs(msg="cannot spool event")
+            self.assertEqual([l.get("request_id") for l in refused],
+                             [answers[1][1]["x-request-id"]])
+            self.assertEqual(bridge.stop(), 0)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -2,9 +2,12 @@
 against librdkafka's mock cluster: too many header fields get 431 and the connection still
 serves; too many header bytes get libevent's own 400 and a close; a client trickling its
 request is cut at http.request_timeout_ms while others are served and idle keep-alive time is
-not counted; at http.max_connections a new client waits until a connection closes; the listener
-speaks TLS with a certificate made here, refuses plain HTTP without harm to the next client, and
---check-config names a key that does not fit its certificate. Every refused request stays out
+not counted, nor is the time a pipelined request waits for our answer to the one before, but a
+request whose start came with the one before is timed; at http.max_connections a new client
+waits until a connection closes; the listener speaks TLS with a certificate made here, refuses
+plain HTTP without harm to the next client, serves a certificate renewed under the same file
+names to new connections after a SIGHUP, and --check-config names a key that does not fit its
+certificate. Every refused request stays out
 of Kafka and the spool, and the metrics count what happened."""
 import hashlib
 import http.client
@@ -12,6 +15,7 @@ import json
 import os
 import pathlib
 import select
+import shutil
 import socket
 import ssl
 import subprocess
@@ -223,6 +227,29 @@ class DeadlineTest(LimitsBase):
             self.assertEqual(m.get("hookbridge_http_request_deadline_exceeded_total"), 1)
             self.check_outcome(bridge, landed=[first, meanwhile, second, late_tag], refused=[])
 
+    def test_request_sent_with_the_one_before_is_timed(self):
+        # A whole request and the start of the next in one write, then silence: the second is
+        # cut by the request deadline once the first is answered, not by the idle timeout.
+        http_cfg = {"request_timeout_ms": 1000, "idle_timeout_ms": 30000}
+        with hbtest.Bridge(bootstrap=self.kafka, http=http_cfg) as bridge:
+            first = self.tag("first")
+            sock = raw_connect(bridge)
+            started = time.monotonic()
+            sock.sendall(raw_post(first) + b"POST " + hbtest.DEFAULT_WEBHOOK_PATH.encode() +
+                         b" HTTP/1.1\r\nHost: x\r\nX-Half: ")
+            answer = read_until_eof(sock, timeout=20)
+            took = time.monotonic() - started
+            sock.close()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 202"), answer[:200])
+            self.assertEqual(answer.count(b"HTTP/1.1 "), 1, answer[:400])
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 15)  # the idle timeout would take 30 s
+            line = bridge.wait_log(lambda l: l.get("msg") == "request deadline exceeded", 5)
+            self.assertEqual(line["during"], "request")
+            m = metrics(bridge)
+            self.assertEqual(m.get("hookbridge_http_request_deadline_exceeded_total"), 1)
+            self.check_outcome(bridge, landed=[first], refused=[])
+
 
 class MaxConnectionsTest(LimitsBase):
     def test_third_client_waits_until_one_closes(self):
@@ -274,7 +301,14 @@ class TlsTest(LimitsBase):
         subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-out", cls.other], check=True,
                        capture_output=True, timeout=60)
+        # The renewal: another certificate for the same name, with another key.
+        cls.cert2, cls.key2 = str(cls.tmp / "cert2.pem"), str(cls.tmp / "key2.pem")
+        subprocess.run(["openssl", "req", "-x509", *ec, "-nodes", "-keyout", cls.key2, "-out",
+                        cls.cert2, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True,
+                       timeout=60)
         cls.ctx = ssl.create_default_context(cafile=cls.cert)
+        cls.ctx2 = ssl.create_default_context(cafile=cls.cert2)
         super().setUpClass()
 
     @classmethod
@@ -323,6 +357,48 @@ class TlsTest(LimitsBase):
             m = metrics(bridge)
             self.assertEqual(m.get("hookbridge_http_tls_handshake_failures_total"), 1)
             self.check_outcome(bridge, landed=[after], refused=[plain])
+
+    def test_reload_serves_a_renewed_certificate_to_new_connections(self):
+        live_cert, live_key = self.tmp / "live-cert.pem", self.tmp / "live-key.pem"
+        shutil.copyfile(self.cert, live_cert)
+        shutil.copyfile(self.key, live_key)
+        with hbtest.Bridge(bootstrap=self.kafka, http={"tls_cert_file": str(live_cert),
+                                                       "tls_key_file": str(live_key)}) as bridge:
+            kept = bridge.connection(tls_context=self.ctx)
+            before = self.tag("before")
+            status, _, data = bridge.post(body=body_for(before), conn=kept)
+            self.assertEqual(status, 202, data)
+            kept_sock = kept.sock
+            # Renewed in place: the same file names, a new certificate and key.
+            shutil.copyfile(self.key2, live_key)
+            shutil.copyfile(self.cert2, live_cert)
+            since = len(bridge.logs)
+            line = hbtest.reload(bridge)
+            self.assertEqual(line["msg"], "config reloaded", line)
+            new = bridge.wait_log(lambda l: l.get("msg") ==
+                                  "a new TLS certificate for new connections", 5, since=since)
+            self.assertEqual(new["level"], "info")
+
+            def sha256_of(pem_path):
+                der = ssl.PEM_cert_to_DER_cert(pathlib.Path(pem_path).read_text())
+                return hashlib.sha256(der).hexdigest()
+            self.assertEqual(new["cert_sha256"], sha256_of(self.cert2))
+            self.assertEqual(new["previous_sha256"], sha256_of(self.cert))
+            self.assertEqual([l for l in bridge.logs[since:] if l.get("option", "").startswith(
+                "http.tls_")], [], "the TLS files were reported as needing a restart")
+            # A new connection gets the new certificate (ctx2 trusts only that one) ...
+            after = self.tag("after")
+            status, _, data = bridge.post(body=body_for(after), tls_context=self.ctx2)
+            self.assertEqual(status, 202, data)
+            with self.assertRaises(ssl.SSLError):
+                bridge.post(body=body_for(self.tag("old")), tls_context=self.ctx)
+            # ... and the kept-alive connection goes on with the old one.
+            kept_again = self.tag("kept")
+            status, _, data = bridge.post(body=body_for(kept_again), conn=kept)
+            self.assertEqual(status, 202, data)
+            self.assertIs(kept.sock, kept_sock, "the kept-alive connection was replaced")
+            kept.close()
+            self.check_outcome(bridge, landed=[before, after, kept_again], refused=[])
 
     def check_config(self, cert, key):
         text = hbtest.make_config(self.kafka, self.tmp / "spool",

@@ -34,11 +34,16 @@ def metric(bridge, name):
 
 
 def leader_queries(bridge):
-    """librdkafka's "Requesting metadata for N/N topics: leader query" lines (debug=metadata):
-    one per metadata request made when the application created a topic handle."""
+    """librdkafka's leader-query lines (debug=metadata), one per metadata request it makes at
+    once when the application creates a topic handle: "Requesting metadata for N/N topics:
+    leader query", or, when the event comes before the first broker connection (a loaded
+    machine), "Skipping metadata refresh of N topic(s): leader query: no usable brokers" (the
+    topic is then asked for as soon as the broker connects)."""
     return [entry for entry in bridge.find_logs(component="librdkafka")
-            if "Requesting metadata for" in entry.get("msg", "")
-            and entry["msg"].endswith("leader query")]
+            if ("Requesting metadata for" in entry.get("msg", "")
+                and entry["msg"].endswith("leader query"))
+            or ("Skipping metadata refresh" in entry.get("msg", "")
+                and entry["msg"].endswith("leader query: no usable brokers"))]
 
 
 class ProducerWakeupTest(unittest.TestCase):
@@ -71,7 +76,7 @@ class ProducerWakeupTest(unittest.TestCase):
                     # line was queued before the delivery report; the deadline only covers our
                     # log reader.
                     hbtest.wait_until(
-                        lambda: len(leader_queries(bridge)) == before + 1, 10,
+                        lambda: len(leader_queries(bridge)) > before, 10,
                         f"an immediate metadata request for cloud66.{family}")
                 # Seen topics are not asked again for every record.
                 before = len(leader_queries(bridge))

@@ -1,7 +1,8 @@
 /* test_conn.c: the webhook listener's connection limits and TLS (conn.c): the deadline state
  * machine, the TLS config checks, and a real evhttp on loopback driven by clients in the same
  * event loop (answers reach the socket before a close, plain and TLS; the connection cap; the
- * request and handshake deadlines; the header count). */
+ * request and handshake deadlines, pipelined requests included; the header count; a TLS
+ * context swapped for new connections; injected allocation failures). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -32,43 +34,107 @@
 #include "conn.h"
 #include "log.h"
 
+/* ---- injected failures ---------------------------------------------------------------------
+ * This test is linked with --wrap for these functions (tests/CMakeLists.txt): the calls made by
+ * conn.c and by this file reach the wrappers, libevent's and OpenSSL's own calls do not. Each
+ * counter makes that many calls fail, then lets them through. */
+static int fail_realloc, fail_ssl_new, fail_socket_new, fail_add_cb, fail_listener_enable;
+
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n) {
+    if (fail_realloc > 0) {
+        fail_realloc--;
+        return NULL;
+    }
+    return __real_realloc(p, n);
+}
+
+SSL *__real_SSL_new(SSL_CTX *ctx);
+SSL *__wrap_SSL_new(SSL_CTX *ctx);
+SSL *__wrap_SSL_new(SSL_CTX *ctx) {
+    if (fail_ssl_new > 0) {
+        fail_ssl_new--;
+        return NULL;
+    }
+    return __real_SSL_new(ctx);
+}
+
+struct bufferevent *__real_bufferevent_socket_new(struct event_base *base, evutil_socket_t fd,
+                                                  int options);
+struct bufferevent *__wrap_bufferevent_socket_new(struct event_base *base, evutil_socket_t fd,
+                                                  int options);
+struct bufferevent *__wrap_bufferevent_socket_new(struct event_base *base, evutil_socket_t fd,
+                                                  int options) {
+    if (fail_socket_new > 0) {
+        fail_socket_new--;
+        return NULL;
+    }
+    return __real_bufferevent_socket_new(base, fd, options);
+}
+
+struct evbuffer_cb_entry *__real_evbuffer_add_cb(struct evbuffer *b, evbuffer_cb_func cb,
+                                                 void *arg);
+struct evbuffer_cb_entry *__wrap_evbuffer_add_cb(struct evbuffer *b, evbuffer_cb_func cb,
+                                                 void *arg);
+struct evbuffer_cb_entry *__wrap_evbuffer_add_cb(struct evbuffer *b, evbuffer_cb_func cb,
+                                                 void *arg) {
+    if (fail_add_cb > 0) {
+        fail_add_cb--;
+        return NULL;
+    }
+    return __real_evbuffer_add_cb(b, cb, arg);
+}
+
+int __real_evconnlistener_enable(struct evconnlistener *l);
+int __wrap_evconnlistener_enable(struct evconnlistener *l);
+int __wrap_evconnlistener_enable(struct evconnlistener *l) {
+    if (fail_listener_enable > 0) {
+        fail_listener_enable--;
+        errno = ENOMEM;
+        return -1;
+    }
+    return __real_evconnlistener_enable(l);
+}
+
 /* ---- the deadline state machine ------------------------------------------------------------ */
 
 typedef struct step {
     conn_phase_t from;
     conn_event_t ev;
-    int pending_in;
     conn_phase_t to;
     conn_timer_op_t op;
-    int pending_out;
 } step_t;
 
 static void test_phase_machine(void **state) {
     (void)state;
     static const step_t steps[] = {
         /* a request: first byte starts the clock, arrival stops it, our answer ends it */
-        {CONN_IDLE, CONN_EV_INPUT, 0, CONN_RECEIVING, CONN_TIMER_START, 0},
-        {CONN_RECEIVING, CONN_EV_INPUT, 0, CONN_RECEIVING, CONN_TIMER_KEEP, 0},
-        {CONN_RECEIVING, CONN_EV_REQUEST, 0, CONN_ANSWERING, CONN_TIMER_STOP, 0},
-        {CONN_ANSWERING, CONN_EV_OUTPUT, 0, CONN_IDLE, CONN_TIMER_KEEP, 0},
+        {CONN_IDLE, CONN_EV_INPUT, CONN_RECEIVING, CONN_TIMER_START},
+        {CONN_RECEIVING, CONN_EV_INPUT, CONN_RECEIVING, CONN_TIMER_KEEP},
+        {CONN_RECEIVING, CONN_EV_REQUEST, CONN_ANSWERING, CONN_TIMER_STOP},
+        {CONN_ANSWERING, CONN_EV_SENT, CONN_IDLE, CONN_TIMER_KEEP},
         /* 100 Continue or libevent's own error page: the clock runs on */
-        {CONN_RECEIVING, CONN_EV_OUTPUT, 0, CONN_RECEIVING, CONN_TIMER_KEEP, 0},
-        /* pipelined: remembered while answering, its clock starts when the answer leaves */
-        {CONN_ANSWERING, CONN_EV_INPUT, 0, CONN_ANSWERING, CONN_TIMER_KEEP, 1},
-        {CONN_ANSWERING, CONN_EV_OUTPUT, 1, CONN_RECEIVING, CONN_TIMER_START, 0},
+        {CONN_RECEIVING, CONN_EV_SENT, CONN_RECEIVING, CONN_TIMER_KEEP},
+        {CONN_RECEIVING, CONN_EV_SENT_MORE, CONN_RECEIVING, CONN_TIMER_KEEP},
+        /* pipelined: input while answering waits; its clock starts once the answer is sent */
+        {CONN_ANSWERING, CONN_EV_INPUT, CONN_ANSWERING, CONN_TIMER_KEEP},
+        {CONN_ANSWERING, CONN_EV_SENT_MORE, CONN_RECEIVING, CONN_TIMER_START},
+        /* a second "sent" (the writer tells evhttp again) changes nothing */
+        {CONN_IDLE, CONN_EV_SENT, CONN_IDLE, CONN_TIMER_KEEP},
+        {CONN_IDLE, CONN_EV_SENT_MORE, CONN_IDLE, CONN_TIMER_KEEP},
         /* TLS: the first plaintext byte restarts the clock; a finished handshake stops it */
-        {CONN_HANDSHAKE, CONN_EV_INPUT, 0, CONN_RECEIVING, CONN_TIMER_START, 0},
-        {CONN_HANDSHAKE, CONN_EV_TLS_DONE, 0, CONN_IDLE, CONN_TIMER_STOP, 0},
+        {CONN_HANDSHAKE, CONN_EV_INPUT, CONN_RECEIVING, CONN_TIMER_START},
+        {CONN_HANDSHAKE, CONN_EV_TLS_DONE, CONN_IDLE, CONN_TIMER_STOP},
         /* TLS 1.3 reports "done" again after the handshake: nothing changes */
-        {CONN_RECEIVING, CONN_EV_TLS_DONE, 0, CONN_RECEIVING, CONN_TIMER_KEEP, 0},
-        {CONN_IDLE, CONN_EV_TLS_DONE, 0, CONN_IDLE, CONN_TIMER_KEEP, 0},
+        {CONN_RECEIVING, CONN_EV_TLS_DONE, CONN_RECEIVING, CONN_TIMER_KEEP},
+        {CONN_IDLE, CONN_EV_TLS_DONE, CONN_IDLE, CONN_TIMER_KEEP},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        int pending = steps[i].pending_in;
         conn_timer_op_t op = (conn_timer_op_t)-1;
-        conn_phase_t to = conn_phase_next(steps[i].from, steps[i].ev, &pending, &op);
-        if (to != steps[i].to || op != steps[i].op || pending != steps[i].pending_out)
-            fail_msg("step %zu: got phase %d op %d pending %d", i, to, op, pending);
+        conn_phase_t to = conn_phase_next(steps[i].from, steps[i].ev, &op);
+        if (to != steps[i].to || op != steps[i].op)
+            fail_msg("step %zu: got phase %d op %d", i, to, op);
     }
 }
 
@@ -76,7 +142,7 @@ static void test_phase_machine(void **state) {
 
 static char tmpdir[64];
 static char cert_path[128], key_path[128], other_key_path[128], enc_key_path[128],
-    garbage_path[128];
+    garbage_path[128], cert2_path[128], key2_path[128];
 
 static EVP_PKEY *new_key(void) {
     EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -93,19 +159,8 @@ static void write_key(const char *path, EVP_PKEY *k, const EVP_CIPHER *enc) {
     fclose(f);
 }
 
-/* A self-signed certificate for 127.0.0.1 and its key, a second key, the first key encrypted,
- * and a file that is not PEM. */
-static int make_files(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hb-test-conn-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", tmpdir);
-    snprintf(key_path, sizeof key_path, "%s/key.pem", tmpdir);
-    snprintf(other_key_path, sizeof other_key_path, "%s/other.pem", tmpdir);
-    snprintf(enc_key_path, sizeof enc_key_path, "%s/enc.pem", tmpdir);
-    snprintf(garbage_path, sizeof garbage_path, "%s/garbage.pem", tmpdir);
-    EVP_PKEY *k = new_key(), *other = new_key();
+/* A self-signed certificate for 127.0.0.1 with key k, as PEM in path. */
+static int write_cert(const char *path, EVP_PKEY *k) {
     X509 *x = X509_new();
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
@@ -116,21 +171,41 @@ static int make_files(void **state) {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1,
                                -1, 0);
     X509_set_issuer_name(x, name);
-    if (!X509_sign(x, k, EVP_sha256()))
+    int ok = X509_sign(x, k, EVP_sha256()) != 0;
+    FILE *f = ok ? fopen(path, "w") : NULL;
+    ok = f && PEM_write_X509(f, x) == 1;
+    if (f)
+        fclose(f);
+    X509_free(x);
+    return ok ? 0 : -1;
+}
+
+/* A self-signed certificate for 127.0.0.1 and its key, a second key, the first key encrypted,
+ * a file that is not PEM, and a second certificate with the second key (a renewal). */
+static int make_files(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/hb-test-conn-XXXXXX");
+    if (!mkdtemp(tmpdir))
         return -1;
-    FILE *f = fopen(cert_path, "w");
-    if (!f || PEM_write_X509(f, x) != 1)
+    snprintf(cert_path, sizeof cert_path, "%s/cert.pem", tmpdir);
+    snprintf(key_path, sizeof key_path, "%s/key.pem", tmpdir);
+    snprintf(other_key_path, sizeof other_key_path, "%s/other.pem", tmpdir);
+    snprintf(enc_key_path, sizeof enc_key_path, "%s/enc.pem", tmpdir);
+    snprintf(garbage_path, sizeof garbage_path, "%s/garbage.pem", tmpdir);
+    snprintf(cert2_path, sizeof cert2_path, "%s/cert2.pem", tmpdir);
+    snprintf(key2_path, sizeof key2_path, "%s/key2.pem", tmpdir);
+    EVP_PKEY *k = new_key(), *other = new_key();
+    if (write_cert(cert_path, k) != 0 || write_cert(cert2_path, other) != 0)
         return -1;
-    fclose(f);
     write_key(key_path, k, NULL);
     write_key(other_key_path, other, NULL);
+    write_key(key2_path, other, NULL);
     write_key(enc_key_path, k, EVP_aes_128_cbc());
-    f = fopen(garbage_path, "w");
+    FILE *f = fopen(garbage_path, "w");
     if (!f)
         return -1;
     fputs("this is not PEM\n", f);
     fclose(f);
-    X509_free(x);
     EVP_PKEY_free(k);
     EVP_PKEY_free(other);
     return 0;
@@ -138,7 +213,8 @@ static int make_files(void **state) {
 
 static int remove_files(void **state) {
     (void)state;
-    const char *files[] = {cert_path, key_path, other_key_path, enc_key_path, garbage_path};
+    const char *files[] = {cert_path,    key_path,   other_key_path, enc_key_path,
+                           garbage_path, cert2_path, key2_path};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(files[i]);
     rmdir(tmpdir);
@@ -210,6 +286,7 @@ typedef struct server {
     conn_t *conn;
     int port;
     size_t body_len; /* bytes of 'x' in each 200 answer */
+    int requests;    /* requests that reached the request callback */
     int refused;     /* requests over max_headers */
 } server_t;
 
@@ -223,6 +300,7 @@ typedef struct client {
 static void on_request(struct evhttp_request *req, void *arg) {
     server_t *s = arg;
     char detail[256];
+    s->requests++;
     if (conn_request_arrived(s->conn, req, detail, sizeof detail) != 0) {
         s->refused++;
         evhttp_send_reply(req, 431, "Request Header Fields Too Large", NULL);
@@ -394,13 +472,16 @@ static void test_close_answer_is_whole_plain(void **state) {
     check_close_answer(plain_config(), NULL, 8 << 20);
 }
 
-static SSL_CTX *client_ctx(void) {
+/* A client context that trusts only the certificate in ca. */
+static SSL_CTX *client_ctx_for(const char *ca) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(ctx);
-    assert_int_equal(SSL_CTX_load_verify_locations(ctx, cert_path, NULL), 1);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     return ctx;
 }
+
+static SSL_CTX *client_ctx(void) { return client_ctx_for(cert_path); }
 
 static void test_close_answer_is_whole_tls(void **state) {
     (void)state;
@@ -571,6 +652,225 @@ static void test_tls_handshake_deadline(void **state) {
     server_stop(&s);
 }
 
+/* A request plus the start of the next in one write, then silence: the second request's bytes
+ * wait unread while the first is answered, and its clock starts once that answer is sent, so
+ * the deadline cuts it (not evhttp's idle timeout, 30 s here). */
+static void check_pipelined_partial(hb_config_t *cfg, SSL_CTX *client_tls) {
+    cfg->http_request_timeout_ms = 300;
+    server_t s;
+    server_start(&s, cfg, 10);
+    client_t *c = client_new(&s, client_tls);
+    client_send(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nX-Half: ");
+    assert_true(run_until(&s, is_closed, c, 10000));
+    assert_int_equal(count_in(c, "HTTP/1.1 200"), 1);
+    assert_int_equal(stats(&s).deadline_cuts, 1);
+    assert_int_equal(s.requests, 1);
+    client_free(c);
+    server_stop(&s);
+}
+
+static void test_pipelined_partial_is_cut(void **state) {
+    (void)state;
+    check_pipelined_partial(plain_config(), NULL);
+    SSL_CTX *cli = client_ctx();
+    check_pipelined_partial(tls_config(cert_path, key_path), cli);
+    SSL_CTX_free(cli);
+}
+
+typedef struct got_len {
+    client_t *c;
+    size_t n;
+} got_len_t;
+
+static int got_at_least(void *arg) {
+    got_len_t *g = arg;
+    return g->c->closed || evbuffer_get_length(g->c->got) >= g->n;
+}
+
+/* Our time answering is not the client's: a pipelined request that arrives whole while our
+ * answer to the one before waits for a client that does not read is timed from when that
+ * answer is in the kernel, not from its arrival. */
+static void test_pipelined_while_answering_is_not_cut(void **state) {
+    (void)state;
+    hb_config_t *cfg = plain_config();
+    cfg->http_request_timeout_ms = 300;
+    server_t s;
+    const size_t body = 16 << 20; /* more than the kernel's socket buffers hold */
+    server_start(&s, cfg, body);
+    client_t *c = client_new(&s, NULL);
+    bufferevent_disable(c->bev, EV_READ);
+    client_send(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    void *one[] = {&s, (void *)(uintptr_t)1};
+    assert_true(run_until(&s, open_is, one, 5000));
+    while (s.requests < 1 && run_until(&s, NULL, NULL, 10))
+        ;
+    assert_int_equal(s.requests, 1); /* the first answer is being written */
+    client_send(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    run_until(&s, NULL, NULL, 1500); /* five deadlines while the answer waits */
+    assert_int_equal(stats(&s).deadline_cuts, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    got_len_t g = {c, 2 * body};
+    assert_true(run_until(&s, got_at_least, &g, 60000));
+    assert_false(c->closed);
+    assert_int_equal(count_in(c, "HTTP/1.1 200"), 2);
+    assert_int_equal(s.requests, 2);
+    assert_int_equal(stats(&s).deadline_cuts, 0);
+    client_free(c);
+    server_stop(&s);
+}
+
+/* A listener that cannot be re-enabled after the cap is tried again (the retry timer), so the
+ * waiting client is served. */
+static void test_listener_enable_is_retried(void **state) {
+    (void)state;
+    hb_config_t *cfg = plain_config();
+    cfg->http_max_connections = 1;
+    server_t s;
+    server_start(&s, cfg, 10);
+    client_t *a = client_new(&s, NULL);
+    void *one[] = {&s, (void *)(uintptr_t)1};
+    assert_true(run_until(&s, open_is, one, 5000));
+    client_t *b = client_new(&s, NULL); /* in the backlog */
+    client_send(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    fail_listener_enable = 1;
+    client_free(a);
+    want_t w = {b, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &w, 10000));
+    assert_int_equal(fail_listener_enable, 0); /* the first try did fail */
+    client_free(b);
+    server_stop(&s);
+}
+
+/* Out of memory while a connection's input is taken in: the connection is dropped at once
+ * (not left hanging until the idle timeout), and the next one is served. */
+static void test_input_out_of_memory_drops(void **state) {
+    (void)state;
+    server_t s;
+    server_start(&s, plain_config(), 10);
+    client_t *c = client_new(&s, NULL);
+    fail_realloc = 1; /* the fd table, on the first byte */
+    client_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(run_until(&s, is_closed, c, 10000));
+    assert_int_equal(fail_realloc, 0);
+    assert_int_equal(evbuffer_get_length(c->got), 0);
+    client_free(c);
+    void *zero[] = {&s, (void *)(uintptr_t)0};
+    assert_true(run_until(&s, open_is, zero, 5000));
+    c = client_new(&s, NULL);
+    client_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    want_t w = {c, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &w, 5000));
+    client_free(c);
+    server_stop(&s);
+}
+
+/* Out of memory while a TLS connection is set up: the spare stands in and is dropped unread,
+ * so the TLS port never answers in cleartext (evhttp would make a plain bufferevent of its own
+ * for a NULL). With no memory for a new spare either, the listener waits and tries again. */
+static void test_tls_out_of_memory_never_cleartext(void **state) {
+    (void)state;
+    server_t s;
+    server_start(&s, tls_config(cert_path, key_path), 10);
+    client_t *c = client_new(&s, NULL);
+    fail_ssl_new = 1;
+    client_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(run_until(&s, is_closed, c, 10000));
+    assert_int_equal(fail_ssl_new, 0);
+    assert_int_equal(count_in(c, "HTTP/1.1"), 0);
+    client_free(c);
+    void *zero[] = {&s, (void *)(uintptr_t)0};
+    assert_true(run_until(&s, open_is, zero, 5000));
+    assert_int_equal(stats(&s).tls_failures, 0);
+
+    c = client_new(&s, NULL);
+    fail_ssl_new = 1;
+    fail_socket_new = 1; /* the next spare */
+    assert_true(run_until(&s, is_closed, c, 10000));
+    assert_int_equal(fail_socket_new, 0);
+    client_free(c);
+    SSL_CTX *cli = client_ctx();
+    c = client_new(&s, cli); /* waits until the retry makes a spare */
+    client_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    want_t w = {c, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &w, 10000));
+    client_free(c);
+    assert_true(run_until(&s, open_is, zero, 5000));
+
+    /* The failure after the filter is made: the half-built link is freed through link_free. */
+    c = client_new(&s, NULL);
+    fail_add_cb = 1;
+    client_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(run_until(&s, is_closed, c, 10000));
+    assert_int_equal(fail_add_cb, 0);
+    assert_int_equal(count_in(c, "HTTP/1.1"), 0);
+    client_free(c);
+    assert_true(run_until(&s, open_is, zero, 5000));
+    SSL_CTX_free(cli);
+    server_stop(&s);
+}
+
+/* On a plain listener the spare serves the connection, and it is counted. */
+static void test_plain_out_of_memory_served_by_spare(void **state) {
+    (void)state;
+    server_t s;
+    server_start(&s, plain_config(), 10);
+    client_t *c = client_new(&s, NULL);
+    fail_socket_new = 1;
+    client_send(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    want_t w = {c, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &w, 5000));
+    assert_int_equal(fail_socket_new, 0);
+    assert_int_equal(stats(&s).open, 1);
+    client_free(c);
+    server_stop(&s);
+}
+
+/* conn_set_tls: new connections get the new certificate, open ones keep theirs; NULL turns TLS
+ * off for new connections. */
+static void test_tls_swap(void **state) {
+    (void)state;
+    server_t s;
+    server_start(&s, tls_config(cert_path, key_path), 10);
+    SSL_CTX *cli1 = client_ctx_for(cert_path), *cli2 = client_ctx_for(cert2_path);
+    client_t *a = client_new(&s, cli1);
+    client_send(a, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    want_t wa = {a, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &wa, 5000));
+
+    char err[1024] = "";
+    SSL_CTX *ctx2 = NULL;
+    hb_config_t *cfg2 = tls_config(cert2_path, key2_path);
+    assert_int_equal(conn_tls_from_config(cfg2, &ctx2, err, sizeof err), 0);
+    config_free(cfg2);
+    conn_set_tls(s.conn, ctx2);
+    client_t *b = client_new(&s, cli2); /* trusts only the new certificate */
+    client_send(b, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    want_t wb = {b, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &wb, 5000));
+    client_t *old = client_new(&s, cli1); /* trusts only the old one */
+    client_send(old, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(run_until(&s, is_closed, old, 5000));
+    assert_int_equal(count_in(old, "HTTP/1.1"), 0);
+    client_send(a, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); /* still on the old certificate */
+    wa.n = 2;
+    assert_true(run_until(&s, has_answers, &wa, 5000));
+    assert_false(a->closed);
+
+    conn_set_tls(s.conn, NULL);
+    assert_false(conn_tls_enabled(s.conn));
+    client_t *p = client_new(&s, NULL);
+    client_send(p, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    want_t wp = {p, "HTTP/1.1 200", 1};
+    assert_true(run_until(&s, has_answers, &wp, 5000));
+    client_free(a);
+    client_free(b);
+    client_free(old);
+    client_free(p);
+    SSL_CTX_free(cli1);
+    SSL_CTX_free(cli2);
+    server_stop(&s);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as the daemon does */
     log_set_level(LOG_LVL_OFF);
@@ -586,6 +886,13 @@ int main(void) {
         cmocka_unit_test(test_max_headers),
         cmocka_unit_test(test_tls_handshake_failure),
         cmocka_unit_test(test_tls_handshake_deadline),
+        cmocka_unit_test(test_pipelined_partial_is_cut),
+        cmocka_unit_test(test_pipelined_while_answering_is_not_cut),
+        cmocka_unit_test(test_listener_enable_is_retried),
+        cmocka_unit_test(test_input_out_of_memory_drops),
+        cmocka_unit_test(test_tls_out_of_memory_never_cleartext),
+        cmocka_unit_test(test_plain_out_of_memory_served_by_spare),
+        cmocka_unit_test(test_tls_swap),
     };
     return cmocka_run_group_tests(tests, make_files, remove_files);
 }
