@@ -591,38 +591,6 @@ static void find_subject(json_object *root, data_shape_t shape, norm_event_t *ev
     ev->subject = get_str(root, "uid", &ev->subject_len);
 }
 
-/* A JSON string exactly as json-c writes it with JSON_C_TO_STRING_NOSLASHESCAPE (the record
- * bytes stay what they were when json-c wrote them; the golden files hold them): \b \f \n \r
- * \t \" \\ short escapes, other control characters as \u00xx, everything else as it is. */
-static void put_jstr(buf_t *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    buf_reserve(b, n + 2);
-    buf_putc(b, '"');
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_append(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '\b': buf_append(b, "\\b", 2); break;
-        case '\f': buf_append(b, "\\f", 2); break;
-        case '\n': buf_append(b, "\\n", 2); break;
-        case '\r': buf_append(b, "\\r", 2); break;
-        case '\t': buf_append(b, "\\t", 2); break;
-        case '"': buf_append(b, "\\\"", 2); break;
-        case '\\': buf_append(b, "\\\\", 2); break;
-        default: {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            buf_append(b, e, sizeof e);
-        }
-        }
-    }
-    buf_append(b, s + run, n - run);
-    buf_putc(b, '"');
-}
-
 static void put_value(buf_t *b, json_object *o);
 
 /* Decimal digits without printf (which showed in the profile: payloads are full of numbers). */
@@ -640,7 +608,7 @@ static void put_uint(buf_t *b, int neg, uint64_t v) {
 
 /* "key":value, json-c style: a key is written up to its first NUL, as json-c does. */
 static void put_kv(buf_t *b, const char *key, json_object *val) {
-    put_jstr(b, key, strlen(key));
+    buf_json_str(b, key, strlen(key));
     buf_putc(b, ':');
     put_value(b, val);
 }
@@ -678,7 +646,7 @@ static void put_value(buf_t *b, json_object *o) {
         return;
     }
     case json_type_string:
-        put_jstr(b, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        buf_json_str(b, json_object_get_string(o), (size_t)json_object_get_string_len(o));
         return;
     case json_type_array: {
         size_t n = json_object_array_length(o);

@@ -40,8 +40,10 @@ static inline void buf_putc(buf_t *b, char c) {
 }
 void buf_puts(buf_t *b, const char *s);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s[0..n) as a quoted JSON string (control characters, quote and backslash escaped;
- * bytes >= 0x80 are copied as they are: callers pass UTF-8). */
+/* Appends s[0..n) as a quoted JSON string, byte for byte as json-c writes it with
+ * JSON_C_TO_STRING_NOSLASHESCAPE: \b \f \n \r \t \" \\ short escapes, other control
+ * characters as \u00xx, everything else (bytes >= 0x80 included: callers pass UTF-8) as it is.
+ * The normaliser's records depend on that (the golden files hold them). */
 void buf_json_str(buf_t *b, const char *s, size_t n);
 static inline int buf_ok(const buf_t *b) { return !b->oom; }
 void buf_reset(buf_t *b); /* len = 0, keeps the allocation */
