@@ -1,9 +1,6 @@
 /* admin.c: the operator's listener: liveness, readiness and Prometheus metrics. */
 #include "admin.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <librdkafka/rdkafka.h>
@@ -29,7 +26,7 @@ typedef struct broker_state {
 } broker_state_t;
 
 struct admin {
-    struct evhttp *evh;
+    conn_t *conns; /* the listener (conn.h's HTTP server) */
     int port;
     const http_server_t *http;
     dispatch_t *dispatch;
@@ -97,18 +94,23 @@ done:
 
 /* ---- answers ---------------------------------------------------------------------------- */
 
-static void send_error(struct evhttp_request *req, int status, const char *code,
-                       const char *detail) {
+static void send_json(conn_req_t *req, int status, const char *extra, const char *json,
+                      size_t len) {
+    conn_reply(req, status, "application/json", extra, json, len);
+}
+
+static void send_error(conn_req_t *req, int status, const char *code, const char *detail,
+                       const char *extra) {
     buf_t b = {0};
     http_format_error(&b, code, detail);
     if (buf_ok(&b))
-        http_send_json(req, status, b.data, b.len);
+        send_json(req, status, extra, b.data, b.len);
     else
-        http_send_json(req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
+        send_json(req, 503, NULL, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
     buf_free(&b);
 }
 
-static void serve_readyz(admin_t *a, struct evhttp_request *req) {
+static void serve_readyz(admin_t *a, conn_req_t *req) {
     dispatch_stats_t st;
     spool_stats_t ss;
     dispatch_get_stats(a->dispatch, &st);
@@ -138,7 +140,7 @@ static void serve_readyz(admin_t *a, struct evhttp_request *req) {
                        "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"}\n",
                        ready ? "true" : "false", st.kafka_up ? "up" : "down",
                        spool_full ? "full" : spool_failed ? "error" : "ok", reason);
-    http_send_json(req, ready ? 200 : 503, body, (size_t)len);
+    send_json(req, ready ? 200 : 503, NULL, body, (size_t)len);
 }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
@@ -185,6 +187,10 @@ static void render_conns(admin_t *a, buf_t *b) {
     head(b, "hookbridge_http_tls_handshake_failures_total", "counter",
          "TLS handshakes on the webhook listener that failed.");
     sample_u64(b, "hookbridge_http_tls_handshake_failures_total", cs.tls_failures);
+    head(b, "hookbridge_http_replay_hits_total", "counter",
+         "Standard Webhooks deliveries whose webhook-id was answered 202 before: answered with "
+         "the same envelope id and not published again.");
+    sample_u64(b, "hookbridge_http_replay_hits_total", http_replay_hits(a->http));
 }
 
 static void render_http(admin_t *a, buf_t *b) {
@@ -312,7 +318,7 @@ static void render_spool(admin_t *a, buf_t *b, const dispatch_stats_t *st) {
     sample_u64(b, "hookbridge_spool_syncs_total", ss.sync_count);
 }
 
-static void serve_metrics(admin_t *a, struct evhttp_request *req) {
+static void serve_metrics(admin_t *a, conn_req_t *req) {
     buf_t b = {0};
     dispatch_stats_t st;
     dispatch_get_stats(a->dispatch, &st);
@@ -324,28 +330,23 @@ static void serve_metrics(admin_t *a, struct evhttp_request *req) {
     render_kafka(a, &b, &st);
     render_spool(a, &b, &st);
     render_reloads(a, &b);
-    struct evbuffer *out = evbuffer_new();
-    if (!buf_ok(&b) || !out || evbuffer_add(out, b.data, b.len) != 0) {
-        send_error(req, 503, "nomem", "out of memory");
-        goto done;
-    }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, 200, "OK", out);
-done:
-    if (out)
-        evbuffer_free(out);
+    if (buf_ok(&b))
+        conn_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len);
+    else
+        send_error(req, 503, "nomem", "out of memory", NULL);
     buf_free(&b);
 }
 
-static void on_request(struct evhttp_request *req, void *arg) {
+static void on_request(void *arg, conn_req_t *req) {
     admin_t *a = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    if (!path || !*path)
-        path = "/";
-    void (*serve)(admin_t *, struct evhttp_request *) = NULL;
+    const h1_error_t *ferr = conn_req_error(req);
+    if (ferr) {
+        send_error(req, ferr->status, ferr->code, ferr->detail, NULL);
+        return;
+    }
+    const char *path = conn_req_path(req);
+    h1_method_t method = conn_req_method(req);
+    void (*serve)(admin_t *, conn_req_t *) = NULL;
     if (strcmp(path, "/readyz") == 0)
         serve = serve_readyz;
     else if (strcmp(path, "/metrics") == 0)
@@ -354,25 +355,25 @@ static void on_request(struct evhttp_request *req, void *arg) {
         char detail[300], shown[208];
         snprintf(detail, sizeof detail, "no endpoint at %s (try /healthz, /readyz, /metrics)",
                  echo_text(path, strlen(path), 200, shown, sizeof shown));
-        send_error(req, 404, "not_found", detail);
+        send_error(req, 404, "not_found", detail, NULL);
         return;
     }
-    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-        send_error(req, 405, "method_not_allowed", "the admin endpoints answer GET and HEAD");
+    if (method != H1_GET && method != H1_HEAD) {
+        send_error(req, 405, "method_not_allowed", "the admin endpoints answer GET and HEAD",
+                   "Allow: GET, HEAD\r\n");
         return;
     }
     if (serve)
         serve(a, req);
     else
-        http_send_json(req, 200, "{\"status\":\"ok\"}\n", 16);
+        send_json(req, 200, NULL, "{\"status\":\"ok\"}\n", 16);
 }
 
 admin_t *admin_new(struct event_base *base, const hb_config_t *cfg, const admin_sources_t *src,
                    char *errstr, size_t errlen) {
     char err[512];
     admin_t *a = calloc(1, sizeof *a);
-    if (!a || !(a->evh = evhttp_new(base))) {
+    if (!a) {
         snprintf(errstr, errlen, "admin listener: out of memory");
         goto fail;
     }
@@ -381,19 +382,21 @@ admin_t *admin_new(struct event_base *base, const hb_config_t *cfg, const admin_
     a->reloads = src->reloads;
     a->spool_max_bytes = (uint64_t)cfg->spool_max_bytes;
     /* Scrapes and probes are small GETs from a known peer: tight limits. */
-    evhttp_set_max_body_size(a->evh, 4096);
-    evhttp_set_max_headers_size(a->evh, 16384);
-    evhttp_set_timeout(a->evh, 10);
-    /* Every method reaches on_request, so wrong ones get our JSON 405, not libevent's. */
-    evhttp_set_allowed_methods(a->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                           EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(a->evh, on_request, a);
-    if ((a->port = http_listen_on(a->evh, base, cfg->admin_listen, NULL, err, sizeof err)) < 0) {
+    conn_opts_t o = {
+        .component = "admin",
+        .listen = cfg->admin_listen,
+        .max_connections = 64,
+        .request_timeout_ms = 10000,
+        .idle_timeout_ms = 10000,
+        .max_header_bytes = 16384,
+        .max_headers = 100,
+        .max_body = 4096,
+    };
+    if (!(a->conns = conn_new(base, &o, on_request, a, err, sizeof err))) {
         snprintf(errstr, errlen, "admin listener: %s", err);
         goto fail;
     }
+    a->port = conn_port(a->conns);
     if (a->http && a->port == http_port(a->http)) {
         snprintf(errstr, errlen,
                  "admin listener: admin.listen '%s' uses the webhook listener's port %d; "
@@ -425,8 +428,7 @@ void admin_free(admin_t *a) {
         return;
     if (a->dispatch)
         dispatch_set_kafka_stats_cb(a->dispatch, NULL, NULL);
-    if (a->evh)
-        evhttp_free(a->evh);
+    conn_free(a->conns);
     brokers_free(a->brokers, a->broker_cnt);
     free(a);
 }

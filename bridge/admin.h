@@ -1,6 +1,6 @@
 /* admin.h: the operator's listener: /healthz, /readyz and Prometheus /metrics.
  *
- * A separate evhttp on admin.listen, never the webhook listener: its own socket and a port that
+ * A separate listener (conn.h's HTTP server) on admin.listen, never the webhook listener: its own socket and a port that
  * must differ from the webhook port, so exposing one never exposes the other. It only reads the
  * daemon's state (counters of http.c, dispatch.c, spool.c), except for the latest broker states
  * from librdkafka's statistics, which it keeps itself (parsed once per statistics event, not per
@@ -15,7 +15,8 @@
  *                 (A window, not "until the next good write": a bridge that is not ready gets
  *                 no traffic, so it would never see one.)
  *   GET /metrics  Prometheus text format 0.0.4 (metric list in README "Operating it").
- * Other paths: 404, other methods: 405 (with Allow), as JSON {"error":..,"detail":..}.
+ * Other paths: 404, other methods: 405 (with Allow), requests the framing refuses: 400, 413,
+ * 431 or 505 and a close; all as JSON {"error":..,"detail":..}. HEAD gets the headers only.
  *
  * @locality the event-loop thread.
  */

@@ -46,6 +46,9 @@ struct auth {
     hmac_key_t *github;
     size_t github_cnt;
     int64_t tolerance_s;
+    /* The secrets in clear, only to keep them out of answers and logs (auth_redact). */
+    char **clear;
+    size_t clear_cnt;
 };
 
 /* ---- small parsers ------------------------------------------------------------------------ */
@@ -245,6 +248,9 @@ void auth_free(auth_t *a) {
         OPENSSL_cleanse(a->tokens, a->tokens_cnt * DIGEST_LEN);
     if (a->basic)
         OPENSSL_cleanse(a->basic, a->basic_cnt * DIGEST_LEN);
+    for (size_t i = 0; i < a->clear_cnt; i++)
+        OPENSSL_clear_free(a->clear[i], strlen(a->clear[i]));
+    free(a->clear);
     free(a->tokens);
     free(a->basic);
     free(a->allow);
@@ -387,10 +393,71 @@ fail:
     return NULL;
 }
 
+/* Keeps s (n bytes) in clear for auth_redact; 0 or -1 when out of memory. Secrets shorter
+ * than 4 bytes are not kept: masking them would mangle ordinary text. */
+static int keep_clear(auth_t *a, const char *s, size_t n) {
+    if (n < 4)
+        return 0;
+    char **t = realloc(a->clear, (a->clear_cnt + 1) * sizeof *t);
+    if (!t)
+        return -1;
+    a->clear = t;
+    if (!(t[a->clear_cnt] = OPENSSL_malloc(n + 1)))
+        return -1;
+    memcpy(t[a->clear_cnt], s, n);
+    t[a->clear_cnt][n] = '\0';
+    a->clear_cnt++;
+    return 0;
+}
+
+static int keep_all_clear(auth_t *a, const auth_opts_t *o) {
+    for (size_t i = 0; i < o->tokens_cnt; i++)
+        if (keep_clear(a, o->tokens[i], strlen(o->tokens[i])) != 0)
+            return -1;
+    for (size_t i = 0; i < o->basic_users_cnt; i++) {
+        const char *u = o->basic_users[i], *colon = strchr(u, ':');
+        if (keep_clear(a, u, strlen(u)) != 0 ||
+            (colon && keep_clear(a, colon + 1, strlen(colon + 1)) != 0))
+            return -1;
+    }
+    for (size_t i = 0; i < o->standard_secrets_cnt; i++) {
+        const char *s = o->standard_secrets[i];
+        if (keep_clear(a, s, strlen(s)) != 0 ||
+            (strncmp(s, "whsec_", 6) == 0 && keep_clear(a, s + 6, strlen(s + 6)) != 0))
+            return -1;
+    }
+    for (size_t i = 0; i < o->github_secrets_cnt; i++)
+        if (keep_clear(a, o->github_secrets[i], strlen(o->github_secrets[i])) != 0)
+            return -1;
+    return 0;
+}
+
+static auth_t *build_all(const auth_opts_t *o, char *errstr, size_t errlen, const char **bad_opt,
+                         size_t *bad_idx) {
+    auth_t *a = build(o, errstr, errlen, bad_opt, bad_idx);
+    if (a && keep_all_clear(a, o) != 0) {
+        auth_free(a);
+        *bad_opt = NULL;
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    return a;
+}
+
+void auth_redact(const auth_t *a, char *text) {
+    if (!a || !text)
+        return;
+    for (size_t i = 0; i < a->clear_cnt; i++) {
+        size_t n = strlen(a->clear[i]);
+        for (char *p = text; (p = strstr(p, a->clear[i])); p += n)
+            memset(p, '*', n);
+    }
+}
+
 auth_t *auth_new(const auth_opts_t *opts, char *errstr, size_t errlen) {
     const char *bad_opt = NULL;
     size_t bad_idx = 0;
-    return build(opts, errstr, errlen, &bad_opt, &bad_idx);
+    return build_all(opts, errstr, errlen, &bad_opt, &bad_idx);
 }
 
 auth_t *auth_from_config(const hb_config_t *cfg, char *errstr, size_t errlen) {
@@ -420,7 +487,7 @@ auth_t *auth_from_config(const hb_config_t *cfg, char *errstr, size_t errlen) {
     char err[256];
     const char *bad_opt = NULL;
     size_t bad_idx = 0;
-    auth_t *a = build(&o, err, sizeof err, &bad_opt, &bad_idx);
+    auth_t *a = build_all(&o, err, sizeof err, &bad_opt, &bad_idx);
     if (a)
         return a;
     int line = 0;
@@ -440,6 +507,10 @@ int auth_enabled(const auth_t *a) {
 }
 
 int auth_uses_tokens(const auth_t *a) { return a && a->tokens_cnt > 0; }
+
+int64_t auth_replay_window_s(const auth_t *a) {
+    return a && a->standard_cnt ? a->tolerance_s : 0;
+}
 
 /* ---- the checks --------------------------------------------------------------------------- */
 
@@ -511,15 +582,20 @@ static int client_address(const auth_t *a, const auth_input_t *in, cidr_t *clien
 
 static int check_token(const auth_t *a, const auth_input_t *in, auth_result_t *r) {
     int hit = 0, seen = 0;
-    if (in->path_token && *in->path_token) {
+    /* Over the exact bytes: a NUL inside makes the digest differ from every configured token
+     * (which hold none), so "<token>%00junk" does not match. */
+    if (in->path_token && (in->path_token_len || *in->path_token)) {
         seen = 1;
         hit |= digest_matches((const unsigned char(*)[DIGEST_LEN])a->tokens, a->tokens_cnt,
-                              in->path_token, strlen(in->path_token));
+                              in->path_token,
+                              in->path_token_len ? in->path_token_len : strlen(in->path_token));
     }
-    if (in->query_token && *in->query_token) {
+    if (in->query_token && (in->query_token_len || *in->query_token)) {
         seen = 1;
         hit |= digest_matches((const unsigned char(*)[DIGEST_LEN])a->tokens, a->tokens_cnt,
-                              in->query_token, strlen(in->query_token));
+                              in->query_token,
+                              in->query_token_len ? in->query_token_len
+                                                  : strlen(in->query_token));
     }
     if (!seen) {
         deny(r, 401, "missing_token", "this endpoint needs a token in the path or ?token=%s",

@@ -18,6 +18,7 @@
  *                   "v1,<base64>" entries, any of which may match; the timestamp must be within
  *                   tolerance_s of now, either way.
  *   github          "X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>".
+ * A token compares over its exact bytes: one with a NUL, or anything after a NUL, does not match.
  * Several secrets per mode (rotation): any one matching passes. Every comparison of a secret is
  * constant-time (CRYPTO_memcmp over fixed-length digests, so the length leaks nothing either).
  *
@@ -58,8 +59,10 @@ typedef struct auth_opts {
 
 /* One request, as strings taken from it. NULL means absent. Nothing is kept after auth_check. */
 typedef struct auth_input {
-    const char *path_token;    /* what followed "<http.path>/" in the path, or NULL */
+    const char *path_token;    /* what followed "<http.path>/", percent-decoded, or NULL */
+    size_t path_token_len;     /* its length (it may hold a NUL); 0: strlen(path_token) */
     const char *query_token;   /* the decoded "token" query parameter, or NULL */
+    size_t query_token_len;    /* as path_token_len */
     const char *authorization; /* Authorization header */
     const char *peer;          /* the direct peer's numeric address ("203.0.113.7", "::1") */
     const char *forwarded_for; /* X-Forwarded-For (several headers joined with ", ") */
@@ -96,7 +99,17 @@ int auth_enabled(const auth_t *a);
 /* 1 when tokens are configured, i.e. "<http.path>/<token>" is a webhook path. */
 int auth_uses_tokens(const auth_t *a);
 
+/* The Standard Webhooks timestamp tolerance when that mode is configured (a webhook-id it
+ * verified may be remembered that long: replay.h), else 0. */
+int64_t auth_replay_window_s(const auth_t *a);
+
 /* Fills *out with the verdict on in. a may be NULL (allow). */
 void auth_check(const auth_t *a, const auth_input_t *in, auth_result_t *out);
+
+/* Overwrites with '*' every occurrence in text (NUL-terminated, changed in place) of any secret
+ * of a: a token, a Basic password (and its "user:password" pair), a Standard Webhooks secret (as
+ * configured, and its base64 key), a GitHub secret. For client text quoted in an answer or a log
+ * line, which must never carry a secret whatever the client sent. a may be NULL. */
+void auth_redact(const auth_t *a, char *text);
 
 #endif

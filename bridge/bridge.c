@@ -31,6 +31,9 @@ struct bridge {
     admin_reload_stats_t reloads;
     void (*done)(void *);
     void *done_arg;
+    struct event *stop_timer; /* the graceful stop's steps (bridge_shutdown) */
+    int stop_step;
+    int64_t stop_drain_until_ms;
 };
 
 hb_config_t *bridge_config_load(const char *path, char *errstr, size_t errlen) {
@@ -276,17 +279,74 @@ static void on_dispatch_stopped(void *arg) {
     http_when_flushed(b->http, on_flushed, b);
 }
 
+/* How often the stop looks whether the last connections are gone. */
+#define STOP_POLL_MS 20
+
+/* The graceful stop (bridge.h), in steps on one timer:
+ *   0 (at the signal)  /readyz 503; every answer carries Connection: close; keep serving
+ *                      http.shutdown_grace_ms (new connections too: a load balancer may still
+ *                      send some until it has seen /readyz);
+ *   1 (grace over)     stop accepting; close the connections between requests; let the others
+ *                      finish (their requests are answered, with a close) for at most
+ *                      http.request_timeout_ms plus producer.ack_timeout_ms;
+ *   2 (none left)      dispatch_shutdown: nothing new is submitted from here on; once every
+ *                      event is safe, the answers are flushed and done() runs. */
+static void stop_step(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    bridge_t *b = arg;
+    struct timeval poll = {0, STOP_POLL_MS * 1000};
+    if (b->stop_step == 0) {
+        b->stop_step = 1;
+        http_stop_accepting(b->http);
+        log_info("bridge", "grace period over: not accepting connections; finishing the open "
+                 "ones", "#open", (long long)http_open_connections(b->http), NULL);
+        b->stop_drain_until_ms =
+            hbtime_mono_ms() + b->cfg->http_request_timeout_ms + b->cfg->producer_ack_timeout_ms;
+    }
+    if (b->stop_step == 1) {
+        size_t open = http_open_connections(b->http);
+        if (open > 0 && hbtime_mono_ms() < b->stop_drain_until_ms) {
+            evtimer_add(b->stop_timer, &poll);
+            return;
+        }
+        if (open > 0)
+            log_warn("bridge", "connections still open after the stop's drain time; stopping "
+                     "anyway", "#open", (long long)open, NULL);
+        b->stop_step = 2;
+        dispatch_shutdown(b->dispatch, on_dispatch_stopped, b);
+    }
+}
+
 void bridge_shutdown(bridge_t *b, void (*done)(void *arg), void *arg) {
     b->done = done;
     b->done_arg = arg;
     admin_set_stopping(b->admin);
-    http_stop_accepting(b->http);
-    dispatch_shutdown(b->dispatch, on_dispatch_stopped, b);
+    http_set_stopping(b->http);
+    int64_t grace = b->cfg->http_shutdown_grace_ms;
+    log_info("bridge", "graceful stop: serving with Connection: close during the grace period",
+             "#grace_ms", (long long)grace, NULL);
+    b->stop_timer = evtimer_new(b->base, stop_step, b);
+    if (!b->stop_timer) {
+        b->stop_step = 2; /* out of memory: skip the grace period */
+        http_stop_accepting(b->http);
+        dispatch_shutdown(b->dispatch, on_dispatch_stopped, b);
+        return;
+    }
+    struct timeval tv = {(time_t)(grace / 1000), (suseconds_t)(grace % 1000) * 1000};
+    evtimer_add(b->stop_timer, &tv);
+}
+
+int64_t bridge_stop_budget_ms(const hb_config_t *cfg) {
+    return cfg->http_shutdown_grace_ms + cfg->http_request_timeout_ms +
+           cfg->producer_ack_timeout_ms + cfg->producer_shutdown_timeout_ms;
 }
 
 void bridge_free(bridge_t *b) {
     if (!b)
         return;
+    if (b->stop_timer)
+        event_free(b->stop_timer);
     admin_free(b->admin); /* first: it reads the listener and the dispatcher */
     http_free(b->http);   /* before the endpoint set it serves */
     dispatch_free(b->dispatch);

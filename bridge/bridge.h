@@ -38,9 +38,17 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
  * HB_ERR_NOT_FOUND when the bridge runs on the defaults (no file: nothing is counted). */
 hb_status_t bridge_reload(bridge_t *b);
 
-/* Graceful stop: stop accepting connections, let in-flight events finish or spool them, then call
- * done(arg). */
+/* Graceful stop (SIGTERM): /readyz answers 503 at once; the webhook listener keeps serving for
+ * http.shutdown_grace_ms, every answer from now on carrying Connection: close (a request the
+ * client already pipelined is still answered first); then it stops accepting and closes the
+ * connections between requests; once the others are answered (at most
+ * http.request_timeout_ms + producer.ack_timeout_ms), the dispatcher stops (dispatch_shutdown:
+ * in-flight deliveries get producer.shutdown_timeout_ms, the rest is spooled), the answers are
+ * flushed, and done(arg) runs. */
 void bridge_shutdown(bridge_t *b, void (*done)(void *arg), void *arg);
+
+/* The longest a graceful stop can take by cfg's timeouts, flushing answers aside. */
+int64_t bridge_stop_budget_ms(const hb_config_t *cfg);
 
 void bridge_free(bridge_t *b); /* NULL is fine */
 

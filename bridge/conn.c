@@ -1,4 +1,5 @@
-/* conn.c: connection-level limits and TLS of the webhook listener (see conn.h for the design). */
+/* conn.c: the HTTP/1.1 server on bufferevents: listener, connections, framing, answers (see
+ * conn.h for the design). */
 #include "conn.h"
 
 #include <arpa/inet.h>
@@ -6,7 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -14,9 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 suites are OpenSSL's defaults, all
@@ -26,48 +31,75 @@
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"      \
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
 
+/* How long to wait before trying again to accept when the listener could not be re-enabled. A
+ * retry, not a poll: armed only then. */
+#define CONN_RETRY_MS 1000
+
 typedef struct conn_link conn_link_t;
 
-/* How long to wait before trying again to accept when the listener could not be re-enabled or
- * no spare link could be made (out of memory). A retry, not a poll: armed only then. */
-#define CONN_RETRY_MS 1000
+struct conn_req {
+    conn_link_t *k;
+    h1_request_t h;     /* slices into the server's scratch: valid during the handler */
+    h1_error_t err;
+    int has_err, fatal;
+    const char *path, *query;
+    const char *body;
+    size_t body_len;
+};
+
+/* One accepted connection; freed by link_free. */
+struct conn_link {
+    conn_t *c;
+    struct bufferevent *bev; /* a socket or an OpenSSL bufferevent */
+    SSL *ssl;                /* owned by bev; NULL for plain HTTP */
+    evutil_socket_t fd;
+    struct event *timer;     /* the request deadline, the idle timeout, the linger */
+    conn_phase_t phase;
+    conn_req_t req;          /* the request in progress */
+    int busy;                /* req is with the handler */
+    int writing;             /* an answer is being written */
+    int closing;             /* close once the answer is written */
+    int lingering;           /* write side shut; reading and dropping until EOF or the timer */
+    int peer_done;           /* the client closed its side: answer what was read, then close */
+    int continue_sent;       /* 100 Continue written for the request being received */
+    size_t consume;          /* input bytes of the request in progress (head + body) */
+    buf_t chunked;           /* the decoded chunked body (kept for the next request) */
+    LIST_ENTRY(conn_link) entry;
+    char peer[INET6_ADDRSTRLEN + 16]; /* "ip:port" or "[v6]:port" */
+    char addr[INET6_ADDRSTRLEN];
+};
 
 struct conn {
     struct event_base *base;
-    SSL_CTX *tls;                     /* for connections accepted from now on; NULL: plain HTTP */
-    struct evconnlistener *listener;  /* borrowed; NULL once the server stops accepting */
-    struct event *retry;              /* one-shot: listener_sync again (CONN_RETRY_MS) */
-    conn_link_t *spare;               /* a plain link made ahead, for when memory runs out */
-    struct timeval deadline;          /* http.request_timeout_ms */
+    char component[16];
+    conn_handler handler;
+    void *arg;
+    SSL_CTX *tls;                    /* for connections accepted from now on; NULL: plain */
+    struct evconnlistener *listener; /* NULL once the server stops accepting */
+    struct event *retry;             /* one-shot: listener_sync again (CONN_RETRY_MS) */
+    struct timeval deadline, idle, linger;
     int64_t deadline_ms;
-    size_t max_headers;
-    conn_stats_t st;                  /* st.open: connections whose free_context has not run */
-    size_t links;                     /* links not yet freed: open ones, the spare, half-built
-                                         ones; the conn_t outlives them all */
-    int paused;                       /* we disabled the listener (at the cap, or no spare) */
-    int failing;                      /* accepting failed (logged once) and is being retried */
-    int released;                     /* conn_free ran; free when links reaches 0 */
-    conn_link_t **by_fd;              /* the link of each socket, for conn_request_arrived */
-    size_t by_fd_len;
+    h1_limits_t lim;
+    size_t max_wire;                 /* the chunked encoding of a body at most this long */
+    char *scratch;                   /* the head being parsed, copied (max_header_bytes + 1) */
+    h1_field_t *fields;              /* the stored fields of that head */
+    size_t fields_cap;
+    conn_stats_t st;
+    int port;
+    int paused;   /* we disabled the listener at the cap */
+    int failing;  /* re-enabling failed (logged once) and is being retried */
+    int stopping; /* conn_set_stopping */
+    LIST_HEAD(, conn_link) links;
+    uint64_t unsent;            /* answers queued and not yet all in the kernel */
+    void (*flushed)(void *);
+    void *flushed_arg;
+    time_t date_at;             /* the Date field, made once a second */
+    char date[40];
 };
 
-/* One accepted connection. Owned by its filter bufferevent: freed in its free_context. */
-struct conn_link {
-    conn_t *c;
-    struct bufferevent *bev;   /* the filter, which evhttp holds */
-    struct bufferevent *under; /* the socket or OpenSSL bufferevent beneath it */
-    SSL *ssl;                  /* owned by under; NULL for plain HTTP */
-    struct event *timer;       /* the request (or handshake) deadline */
-    struct event *wev;         /* the writer's wake-up (see "writing answers"); made lazily */
-    struct evbuffer_cb_entry *out_cb, *tls_out_cb;
-    conn_phase_t phase;
-    int fd;                    /* registered in c->by_fd; -1 until the first plaintext byte */
-    int counted;               /* handed to evhttp: counted in st.open */
-    int refuse;                /* the spare standing in on a TLS listener: dropped unread */
-    int dropping;              /* out of memory: an error is on its way to evhttp */
-    int cut;                   /* closed by the deadline */
-    char peer[INET6_ADDRSTRLEN + 16]; /* "ip:port", "" until looked up */
-};
+static void link_free(conn_link_t *k);
+static void link_process(conn_link_t *k);
+static void listener_sync(conn_t *c);
 
 /* ---- the deadline state machine (pure) ------------------------------------------------------ */
 
@@ -243,212 +275,133 @@ static void tls_fingerprint(SSL_CTX *tls, char out[2 * 32 + 1]) {
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+
 /* ---- one connection ------------------------------------------------------------------------ */
 
-/* "ip:port" of the link's peer (as http.c writes it), looked up once. */
-static const char *link_peer(conn_link_t *k) {
-    if (k->peer[0])
-        return k->peer;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN];
-    evutil_socket_t fd = bufferevent_getfd(k->under);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return "?";
-    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
-    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&ss;
-    int six = ss.ss_family == AF_INET6;
-    if ((!six && ss.ss_family != AF_INET) ||
-        !inet_ntop(ss.ss_family, six ? (const void *)&v6->sin6_addr : (const void *)&v4->sin_addr,
-                   host, sizeof host))
-        return "?";
-    snprintf(k->peer, sizeof k->peer, "%s:%u", host,
-             (unsigned)ntohs(six ? v6->sin6_port : v4->sin_port));
-    return k->peer;
+static void peer_format(const struct sockaddr *sa, char *peer, size_t plen, char *addr,
+                        size_t alen) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+        port = ntohs(v6->sin6_port);
+        snprintf(peer, plen, "[%s]:%u", host, port);
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        port = ntohs(v4->sin_port);
+        snprintf(peer, plen, "%s:%u", host, port);
+    } else {
+        snprintf(peer, plen, "?");
+    }
+    snprintf(addr, alen, "%s", host);
 }
+
+static void timer_set(conn_link_t *k, const struct timeval *tv) { evtimer_add(k->timer, tv); }
 
 static void link_step(conn_link_t *k, conn_event_t ev) {
     conn_timer_op_t op;
+    conn_phase_t was = k->phase;
     k->phase = conn_phase_next(k->phase, ev, &op);
     if (op == CONN_TIMER_START)
-        evtimer_add(k->timer, &k->c->deadline);
+        timer_set(k, &k->c->deadline);
     else if (op == CONN_TIMER_STOP)
         evtimer_del(k->timer);
+    if (k->phase == CONN_IDLE && was != CONN_IDLE)
+        timer_set(k, &k->c->idle); /* between requests: the idle timeout */
 }
 
-/* Remembers which link owns the socket, so the request callback finds it from the request. The
- * fd stays open until after the link's free_context (the bufferevent beneath closes it), so no
- * other connection can hold the number while it is registered. */
-static int link_register(conn_link_t *k) {
-    conn_t *c = k->c;
-    evutil_socket_t fd = bufferevent_getfd(k->bev);
-    if (fd < 0)
-        return -1;
-    if ((size_t)fd >= c->by_fd_len) {
-        size_t n = c->by_fd_len ? c->by_fd_len : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        conn_link_t **t = realloc(c->by_fd, n * sizeof *t);
-        if (!t)
-            return -1;
-        memset(t + c->by_fd_len, 0, (n - c->by_fd_len) * sizeof *t);
-        c->by_fd = t;
-        c->by_fd_len = n;
+static void flushed_check(conn_t *c) {
+    if (c->unsent == 0 && c->flushed) {
+        void (*cb)(void *) = c->flushed;
+        c->flushed = NULL;
+        cb(c->flushed_arg);
     }
-    c->by_fd[fd] = k;
-    k->fd = fd;
-    return 0;
 }
 
-/* evhttp has freed the connection (it clears the callbacks then); the link lives on until
- * libevent finalizes the filter, and must not touch the bufferevent in between. */
-static int link_alive(conn_link_t *k) {
-    bufferevent_event_cb evcb = NULL;
-    bufferevent_getcb(k->bev, NULL, NULL, &evcb, NULL);
-    return evcb != NULL;
+static void on_tls_info(const SSL *ssl, int where, int ret) {
+    (void)ret;
+    conn_link_t *k = SSL_get_app_data(ssl);
+    if (k && (where & SSL_CB_HANDSHAKE_DONE))
+        link_step(k, CONN_EV_TLS_DONE);
 }
 
-/* Out of memory while reading: has evhttp drop the connection, as it does when the socket
- * fails. An input filter's BEV_ERROR would not do it: libevent 2.1 ignores it on the read path
- * (bufferevent_filter.c, be_filter_read_nolock_). Deferred: this runs inside the filter's read,
- * and evhttp frees the connection in its event callback. */
-static void link_drop(conn_link_t *k, const char *why) {
-    if (k->dropping)
-        return;
-    k->dropping = 1;
-    log_error("http", why, "peer", link_peer(k), NULL);
-    bufferevent_trigger_event(k->bev, BEV_EVENT_READING | BEV_EVENT_ERROR,
-                              BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* The filter's input side: passes every byte up unchanged (moving buffer chains, no copy), and
- * notes that a request has begun. */
-static enum bufferevent_filter_result on_input(struct evbuffer *src, struct evbuffer *dst,
-                                               ev_ssize_t limit,
-                                               enum bufferevent_flush_mode mode, void *arg) {
-    (void)mode;
-    conn_link_t *k = arg;
-    if (k->refuse || k->dropping)
-        return BEV_ERROR; /* being dropped: evhttp must not see a byte */
-    if (k->fd < 0 && link_register(k) != 0) {
-        /* Untracked, its deadline could never be stopped. */
-        link_drop(k, "cannot track a connection: out of memory; dropping it");
-        return BEV_ERROR;
-    }
-    size_t n = evbuffer_get_length(src);
-    if (limit >= 0 && (size_t)limit < n)
-        n = (size_t)limit;
-    if (n == 0)
-        return BEV_NEED_MORE;
-    if (n == evbuffer_get_length(src) ? evbuffer_add_buffer(dst, src) != 0
-                                      : evbuffer_remove_buffer(src, dst, n) != (int)n) {
-        link_drop(k, "cannot read a request: out of memory; dropping the connection");
-        return BEV_ERROR;
-    }
-    link_step(k, CONN_EV_INPUT);
-    return BEV_OK;
-}
-
-/* ---- writing answers ---------------------------------------------------------------------------
- * evhttp takes "the bufferevent's output is empty" for "the answer is sent", and after an answer
- * with Connection: close it frees the connection and shuts the socket down at once. A filter that
- * passed the bytes to the bufferevent beneath would empty its output long before they reach the
- * socket, and they would be lost (libevent issues #616 and #795). So the filter's output side
- * moves nothing (on_output), and this writer sends what evhttp wrote, telling evhttp only once the
- * bytes are in the kernel: plain, with evbuffer_write on the socket; TLS, by handing them to the
- * OpenSSL bufferevent and waiting until its output has drained (SSL_write has put them on the
- * socket). */
-
-static enum bufferevent_filter_result on_output(struct evbuffer *src, struct evbuffer *dst,
-                                                ev_ssize_t limit,
-                                                enum bufferevent_flush_mode mode, void *arg) {
-    (void)src;
-    (void)dst;
-    (void)limit;
-    (void)mode;
-    (void)arg;
-    return BEV_NEED_MORE; /* the writer sends it */
-}
-
-/* What the bufferevent beneath would have done: run evhttp's write callback once the output is
- * empty, while evhttp waits for it (it enables writing only then). Deferred: this may run inside
- * OpenSSL's write path, and evhttp may free the connection in its callback.
- * This is also where an answer ends for the deadline (CONN_EV_SENT): its bytes are in the kernel.
- * Whatever plaintext is already here then is the start of the next request (read while we
- * answered, or sent along with the last one), unseen by evhttp until it has finished this
- * answer: its clock starts now. */
-static void tell_evhttp(conn_link_t *k) {
-    if (!link_alive(k) || evbuffer_get_length(bufferevent_get_output(k->bev)) ||
-        !(bufferevent_get_enabled(k->bev) & EV_WRITE))
-        return;
-    int more = evbuffer_get_length(bufferevent_get_input(k->bev)) ||
-               evbuffer_get_length(bufferevent_get_input(k->under));
-    link_step(k, more ? CONN_EV_SENT_MORE : CONN_EV_SENT);
-    bufferevent_trigger(k->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
-}
-
-static void on_writable(evutil_socket_t fd, short what, void *arg) {
-    (void)what;
-    conn_link_t *k = arg;
-    if (!link_alive(k))
-        return;
-    struct evbuffer *out = bufferevent_get_output(k->bev);
-    if (!evbuffer_get_length(out))
-        return;
-    if (k->ssl) {
-        /* on_tls_out tells evhttp once OpenSSL has written it all. */
-        if (evbuffer_add_buffer(bufferevent_get_output(k->under), out) != 0)
-            bufferevent_trigger_event(k->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR, 0);
+static void report_tls_failure(conn_link_t *k) {
+    char why[256];
+    unsigned long e = bufferevent_get_openssl_error(k->bev);
+    /* A connect-and-close (port scan, TCP health check) sent nothing: not a failed handshake. */
+    BIO *rbio = SSL_get_rbio(k->ssl);
+    if (!e && (!rbio || BIO_number_read(rbio) == 0)) {
+        log_debug(k->c->component, "connection closed before a TLS handshake", "peer", k->peer,
+                  NULL);
         return;
     }
-    if (evbuffer_write(out, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        /* Gone (EPIPE, ECONNRESET): what the socket bufferevent would report. */
-        bufferevent_trigger_event(k->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR, 0);
-        return;
-    }
-    if (evbuffer_get_length(out))
-        event_add(k->wev, NULL); /* the socket is full: again once it is writable */
+    if (e)
+        ssl_reason(e, why, sizeof why);
     else
-        tell_evhttp(k);
+        snprintf(why, sizeof why, "the client closed the connection during the handshake");
+    while (bufferevent_get_openssl_error(k->bev))
+        ;
+    k->c->st.tls_failures++;
+    log_info(k->c->component, "TLS handshake failed", "peer", k->peer, "reason", why, NULL);
 }
 
-/* evhttp wrote to the filter's output: wake the writer (not from inside evhttp's own call). */
-static void on_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
-    (void)buf;
-    conn_link_t *k = arg;
-    if (!info->n_added || !link_alive(k))
+/* The connection ends now: counted down, the listener may take one more. A request the handler
+ * holds keeps the link (without its socket) until it is answered. */
+static void link_close(conn_link_t *k) {
+    conn_t *c = k->c;
+    if (!k->bev)
         return;
-    if (!k->wev) {
-        evutil_socket_t fd = k->ssl ? -1 : bufferevent_getfd(k->under);
-        k->wev = event_new(k->c->base, fd, k->ssl ? 0 : EV_WRITE, on_writable, k);
-        if (!k->wev) {
-            log_error("http", "cannot send an answer: out of memory", "peer", link_peer(k), NULL);
-            bufferevent_trigger_event(k->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR,
-                                      BEV_TRIG_DEFER_CALLBACKS);
-            return;
-        }
+    if (k->ssl && k->phase == CONN_HANDSHAKE && !SSL_is_init_finished(k->ssl))
+        report_tls_failure(k);
+    if (k->ssl)
+        SSL_set_app_data(k->ssl, NULL);
+    evtimer_del(k->timer);
+    bufferevent_free(k->bev); /* closes the socket (BEV_OPT_CLOSE_ON_FREE) */
+    k->bev = NULL;
+    if (k->writing) {
+        k->writing = 0;
+        c->unsent--;
     }
-    if (!event_pending(k->wev, EV_WRITE, NULL))
-        event_active(k->wev, EV_WRITE, 1);
+    LIST_REMOVE(k, entry);
+    c->st.open--;
+    listener_sync(c);
+    if (!k->busy)
+        link_free(k);
+    flushed_check(c);
 }
 
-/* The OpenSSL bufferevent's output drained: the answer is on the socket. */
-static void on_tls_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
-    conn_link_t *k = arg;
-    if (info->n_deleted && !evbuffer_get_length(buf))
-        tell_evhttp(k);
+static void link_free(conn_link_t *k) {
+    if (k->timer)
+        event_free(k->timer);
+    buf_free(&k->chunked);
+    free(k);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg) {
+/* The answer is written: shut the write side and drop what still comes (see conn.h). */
+static void link_linger(conn_link_t *k) {
+    if (k->lingering)
+        return;
+    k->lingering = 1;
+    if (k->peer_done) {
+        link_close(k);
+        return;
+    }
+    if (!k->ssl)
+        shutdown(k->fd, SHUT_WR);
+    evbuffer_drain(bufferevent_get_input(k->bev), evbuffer_get_length(bufferevent_get_input(k->bev)));
+    bufferevent_enable(k->bev, EV_READ);
+    timer_set(k, &k->c->linger);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     conn_link_t *k = arg;
     conn_t *c = k->c;
-    if (!link_alive(k))
-        return;
-    if (k->refuse) {
-        /* on_accept's spare on a TLS listener: evhttp set it up; now it drops it. */
-        bufferevent_trigger_event(k->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, 0);
+    if (k->lingering || k->phase == CONN_IDLE) {
+        link_close(k); /* done lingering, or idle for idle_timeout_ms */
         return;
     }
     if (k->phase == CONN_HANDSHAKE && k->ssl && SSL_is_init_finished(k->ssl)) {
@@ -457,181 +410,416 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     }
     if (k->phase != CONN_HANDSHAKE && k->phase != CONN_RECEIVING)
         return;
-    k->cut = 1;
     c->st.deadline_cuts++;
-    log_warn("http", "request deadline exceeded", "peer", link_peer(k), "during",
+    log_warn(c->component, "request deadline exceeded", "peer", k->peer, "during",
              k->phase == CONN_HANDSHAKE ? "tls handshake" : "request", "#timeout_ms",
              (long long)c->deadline_ms, NULL);
-    /* What evhttp does on its own read timeout: drop the connection without an answer. */
-    bufferevent_trigger_event(k->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+    k->phase = CONN_IDLE; /* not a failed handshake: the deadline counted it */
+    link_close(k);
 }
 
-/* OpenSSL's progress report: the handshake started (the peer is known by then) or finished. */
-static void on_tls_info(const SSL *ssl, int where, int ret) {
-    (void)ret;
-    conn_link_t *k = SSL_get_app_data(ssl);
-    if (!k)
-        return;
-    if (where & SSL_CB_HANDSHAKE_START)
-        link_peer(k);
-    if (where & SSL_CB_HANDSHAKE_DONE)
-        link_step(k, CONN_EV_TLS_DONE);
-}
-
-static void report_tls_failure(conn_link_t *k) {
-    char why[256];
-    unsigned long e = bufferevent_get_openssl_error(k->under);
-    /* A connect-and-close (port scan, TCP health check) sent nothing: not a failed handshake. */
-    BIO *rbio = SSL_get_rbio(k->ssl);
-    if (!e && (!rbio || BIO_number_read(rbio) == 0)) {
-        log_debug("http", "connection closed before a TLS handshake", "peer", link_peer(k), NULL);
+static void on_read(struct bufferevent *bev, void *arg) {
+    conn_link_t *k = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (k->lingering) {
+        evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    if (e)
-        ssl_reason(e, why, sizeof why);
-    else
-        snprintf(why, sizeof why, "the client closed the connection during the handshake");
-    while (bufferevent_get_openssl_error(k->under))
-        ;
-    k->c->st.tls_failures++;
-    log_info("http", "TLS handshake failed", "peer", link_peer(k), "reason", why, NULL);
+    if (k->busy || k->writing || k->closing)
+        return; /* parsed once the answer is written */
+    link_process(k);
 }
 
-static void listener_sync(conn_t *c);
-static void conn_release_if_done(conn_t *c);
-
-/* The filter's free_context: evhttp has freed the connection (or conn.c the spare, or a link it
- * could not finish) and libevent is finalizing the filter. The bufferevent beneath is still
- * alive (the filter holds it until this returns), so its SSL and socket can still be read. */
-static void link_free(void *arg) {
+/* The output is empty: the answer is in the kernel. */
+static void on_write(struct bufferevent *bev, void *arg) {
+    (void)bev;
     conn_link_t *k = arg;
     conn_t *c = k->c;
-    if (k->counted && k->ssl && !k->cut && !SSL_is_init_finished(k->ssl))
-        report_tls_failure(k);
-    if (k->ssl)
-        SSL_set_app_data(k->ssl, NULL);
-    /* The buffers outlive the link by a little: no callback may reach it any more. */
-    if (k->out_cb)
-        evbuffer_remove_cb_entry(bufferevent_get_output(k->bev), k->out_cb);
-    if (k->tls_out_cb)
-        evbuffer_remove_cb_entry(bufferevent_get_output(k->under), k->tls_out_cb);
-    if (k->wev)
-        event_free(k->wev);
-    event_free(k->timer);
-    if (k->fd >= 0 && (size_t)k->fd < c->by_fd_len && c->by_fd[k->fd] == k)
-        c->by_fd[k->fd] = NULL;
-    int counted = k->counted;
-    free(k);
-    c->links--;
-    if (counted) {
-        c->st.open--;
-        listener_sync(c);
+    if (!k->writing)
+        return;
+    k->writing = 0;
+    c->unsent--;
+    if (k->closing) {
+        link_linger(k);
+        flushed_check(c);
+        return;
     }
-    conn_release_if_done(c);
+    size_t left = evbuffer_get_length(bufferevent_get_input(k->bev));
+    link_step(k, left ? CONN_EV_SENT_MORE : CONN_EV_SENT);
+    bufferevent_enable(k->bev, EV_READ);
+    if (left)
+        bufferevent_trigger(k->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    else if (k->peer_done)
+        link_close(k);
+    flushed_check(c);
 }
 
-/* A link for one connection, TLS when tls is set; its socket is set by evhttp later. NULL when
- * memory runs out (anything half-built is freed, a filter through link_free). */
-static conn_link_t *link_new(conn_t *c, SSL_CTX *tls) {
-    conn_link_t *k = calloc(1, sizeof *k);
-    if (!k)
-        return NULL;
-    k->c = c;
-    k->fd = -1;
-    k->phase = CONN_IDLE;
-    if (!(k->timer = evtimer_new(c->base, on_deadline, k)))
-        goto fail;
-    if (tls) {
-        SSL *ssl = SSL_new(tls);
-        if (!ssl)
-            goto fail;
-        /* With BEV_OPT_CLOSE_ON_FREE the bufferevent owns ssl, also when it fails. */
-        k->under = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                  BEV_OPT_CLOSE_ON_FREE);
-        if (!k->under)
-            goto fail;
-        k->ssl = ssl;
-        SSL_set_app_data(ssl, k);
-        SSL_set_info_callback(ssl, on_tls_info);
-        bufferevent_openssl_set_allow_dirty_shutdown(k->under, 1);
-        k->phase = CONN_HANDSHAKE;
-    } else if (!(k->under = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE))) {
-        goto fail;
+static void on_event(struct bufferevent *bev, short what, void *arg) {
+    (void)bev;
+    conn_link_t *k = arg;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !k->lingering &&
+        k->phase != CONN_HANDSHAKE) {
+        /* A half-close: what was read is still answered. */
+        k->peer_done = 1;
+        if (k->busy || k->writing)
+            return;
+        if (evbuffer_get_length(bufferevent_get_input(k->bev))) {
+            link_process(k); /* closes the link itself when nothing whole is there */
+            return;
+        }
     }
-    /* CLOSE_ON_FREE on the filter: freeing it frees the bufferevent beneath, which closes the
-     * socket; evhttp then only shuts it down. */
-    k->bev = bufferevent_filter_new(k->under, on_input, on_output, BEV_OPT_CLOSE_ON_FREE,
-                                    link_free, k);
-    if (!k->bev)
-        goto fail;
-    c->links++; /* from here on the filter owns k: link_free counts it down */
-    if (!(k->out_cb = evbuffer_add_cb(bufferevent_get_output(k->bev), on_out_added, k)) ||
-        (k->ssl &&
-         !(k->tls_out_cb = evbuffer_add_cb(bufferevent_get_output(k->under), on_tls_out, k)))) {
-        bufferevent_free(k->bev);
-        return NULL;
+    link_close(k);
+}
+
+/* Where the target's path starts: after "scheme://authority" for the absolute form. */
+static char *target_path(char *t) {
+    if (strncmp(t, "http://", 7) == 0 || strncmp(t, "https://", 8) == 0) {
+        char *p = strchr(t + (t[4] == 's' ? 8 : 7), '/');
+        return p ? p : (char *)"/";
     }
-    return k;
-fail:
-    if (k->under) {
-        if (k->ssl)
-            SSL_set_app_data(k->ssl, NULL);
-        bufferevent_free(k->under);
+    return t;
+}
+
+/* Hands a request (or the parser's refusal) to the handler; reading stops until it is
+ * answered. */
+static void link_deliver(conn_link_t *k) {
+    conn_t *c = k->c;
+    conn_req_t *r = &k->req;
+    r->k = k;
+    k->busy = 1;
+    bufferevent_disable(k->bev, EV_READ);
+    link_step(k, CONN_EV_REQUEST);
+    c->handler(c->arg, r);
+}
+
+static void deliver_error(conn_link_t *k, const h1_error_t *err) {
+    conn_req_t *r = &k->req;
+    r->err = *err;
+    r->has_err = r->fatal = 1;
+    r->path = "";
+    r->query = NULL;
+    r->body = "";
+    r->body_len = 0;
+    r->h.nfields = 0;
+    r->h.method = H1_OTHER;
+    link_deliver(k);
+}
+
+/* NUL-terminates the method, the target and every stored field in the scratch copy, and splits
+ * the target. */
+static void terminate_strings(conn_req_t *r) {
+    h1_request_t *h = &r->h;
+    ((char *)h->method_str.p)[h->method_str.n] = '\0';
+    char *t = (char *)h->target.p;
+    t[h->target.n] = '\0';
+    for (size_t i = 0; i < h->nfields; i++) {
+        ((char *)h->fields[i].name.p)[h->fields[i].name.n] = '\0';
+        ((char *)h->fields[i].value.p)[h->fields[i].value.n] = '\0';
     }
-    if (k->timer)
-        event_free(k->timer);
-    free(k);
-    return NULL;
+    char *q = strchr(t, '?');
+    if (q)
+        *q++ = '\0';
+    r->path = target_path(t);
+    r->query = q;
+}
+
+static void send_continue(conn_link_t *k) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (k->continue_sent || !k->req.h.expect_continue || k->req.h.minor == 0)
+        return;
+    k->continue_sent = 1;
+    bufferevent_write(k->bev, cont, sizeof cont - 1);
+}
+
+static void link_process(conn_link_t *k) {
+    conn_t *c = k->c;
+    conn_req_t *r = &k->req;
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    size_t len = evbuffer_get_length(in);
+    h1_error_t err;
+    if (len == 0)
+        return;
+    if (k->phase != CONN_RECEIVING) {
+        link_step(k, CONN_EV_INPUT);
+        k->continue_sent = 0;
+    }
+    size_t n = len < c->lim.max_head + 1 ? len : c->lim.max_head + 1;
+    if (evbuffer_copyout(in, c->scratch, n) != (ev_ssize_t)n) {
+        log_error(c->component, "cannot read a request: out of memory", "peer", k->peer, NULL);
+        link_close(k);
+        return;
+    }
+    memset(&r->h, 0, sizeof r->h);
+    r->h.fields = c->fields;
+    r->h.fields_cap = c->fields_cap;
+    r->has_err = r->fatal = 0;
+    h1_result_t res = h1_parse_head(c->scratch, n, &c->lim, &r->h, &err);
+    if (res == H1_ERROR) {
+        deliver_error(k, &err);
+        return;
+    }
+    if (res == H1_MORE)
+        goto more;
+    size_t head = r->h.head_len;
+    switch (r->h.framing) {
+    case H1_BODY_NONE:
+        r->body = "";
+        r->body_len = 0;
+        k->consume = head;
+        break;
+    case H1_BODY_LENGTH: {
+        size_t need = head + (size_t)r->h.content_length;
+        if (len < need) {
+            send_continue(k);
+            goto more;
+        }
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)need);
+        if (!p) {
+            log_error(c->component, "cannot read a request: out of memory", "peer", k->peer,
+                      NULL);
+            link_close(k);
+            return;
+        }
+        r->body = p + head;
+        r->body_len = (size_t)r->h.content_length;
+        k->consume = need;
+        break;
+    }
+    case H1_BODY_CHUNKED: {
+        size_t wire = 0, blen = 0;
+        const char *p = (const char *)evbuffer_pullup(in, -1);
+        if (!p) {
+            log_error(c->component, "cannot read a request: out of memory", "peer", k->peer,
+                      NULL);
+            link_close(k);
+            return;
+        }
+        res = h1_parse_chunked(p + head, len - head, c->lim.max_body, c->max_wire, &wire, &blen,
+                               NULL, &err);
+        if (res == H1_ERROR) {
+            deliver_error(k, &err);
+            return;
+        }
+        if (res == H1_MORE) {
+            send_continue(k);
+            goto more;
+        }
+        buf_reset(&k->chunked);
+        if (buf_reserve(&k->chunked, blen + 1) != HB_OK) {
+            log_error(c->component, "cannot read a request: out of memory", "peer", k->peer,
+                      NULL);
+            link_close(k);
+            return;
+        }
+        h1_parse_chunked(p + head, len - head, c->lim.max_body, c->max_wire, &wire, &blen,
+                         k->chunked.data, &err);
+        k->chunked.len = blen;
+        k->chunked.data[blen] = '\0';
+        r->body = k->chunked.data;
+        r->body_len = blen;
+        k->consume = head + wire;
+        break;
+    }
+    }
+    /* The copy in scratch may stop short of the body; the head is whole in it. */
+    terminate_strings(r);
+    if (r->h.too_many_fields) {
+        r->has_err = 1;
+        r->err.status = 431;
+        r->err.code = "too_many_headers";
+        snprintf(r->err.detail, sizeof r->err.detail,
+                 "the request has %zu header fields; the limit is %zu", r->h.fields_seen,
+                 c->lim.max_fields);
+    }
+    link_deliver(k);
+    return;
+more:
+    if (k->peer_done)
+        link_close(k); /* the client closed mid-request: nothing to answer */
+}
+
+/* 1 when bytes of a next request are already here: in our input beyond this request, or
+ * waiting in the kernel (or in OpenSSL). */
+static int more_input(conn_link_t *k) {
+    if (evbuffer_get_length(bufferevent_get_input(k->bev)) > 0)
+        return 1;
+    int pending = 0;
+    if (k->ssl && SSL_pending(k->ssl) > 0)
+        return 1;
+    return ioctl(k->fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+
+static const char *reason_phrase(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Status";
+    }
+}
+
+/* The Date field's value (RFC 9110 5.6.7), made once a second. */
+static const char *date_now(conn_t *c) {
+    time_t now = time(NULL);
+    if (now != c->date_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(c->date, sizeof c->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        c->date_at = now;
+    }
+    return c->date;
+}
+
+/* Decimal digits of v into out (at least 21 bytes); returns the length. */
+static size_t u64_dec(uint64_t v, char *out) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void conn_reply(conn_req_t *r, int status, const char *content_type, const char *extra,
+                const char *body, size_t len) {
+    conn_link_t *k = r->k;
+    conn_t *c = k->c;
+    k->busy = 0;
+    if (!k->bev) {
+        link_free(k); /* the client went away while we worked on its request */
+        return;
+    }
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    int head_only = !r->has_err && r->h.method == H1_HEAD;
+    int keep = !r->fatal && r->h.keep_alive && !k->peer_done;
+    if (r->fatal)
+        evbuffer_drain(in, evbuffer_get_length(in));
+    else
+        evbuffer_drain(in, k->consume);
+    /* Stopping: close after this answer unless the client already sent the next request. */
+    if (keep && c->stopping && !more_input(k))
+        keep = 0;
+    char head[512];
+    size_t n = 0;
+#define PUT(s, l)                                                                                  \
+    do {                                                                                           \
+        size_t l_ = (l);                                                                           \
+        if (n + l_ < sizeof head) {                                                                \
+            memcpy(head + n, (s), l_);                                                             \
+            n += l_;                                                                               \
+        }                                                                                          \
+    } while (0)
+#define PUTS(s) PUT((s), strlen(s))
+    PUTS("HTTP/1.1 ");
+    char num[24];
+    PUT(num, u64_dec((uint64_t)status, num));
+    PUTS(" ");
+    PUTS(reason_phrase(status));
+    PUTS("\r\nDate: ");
+    PUTS(date_now(c));
+    PUTS("\r\nContent-Type: ");
+    PUTS(content_type);
+    PUTS("\r\nContent-Length: ");
+    PUT(num, u64_dec(len, num));
+    PUTS("\r\n");
+    if (!keep)
+        PUTS("Connection: close\r\n");
+    else if (r->h.minor == 0)
+        PUTS("Connection: keep-alive\r\n");
+#undef PUT
+#undef PUTS
+    struct evbuffer *out = bufferevent_get_output(k->bev);
+    size_t xl = extra ? strlen(extra) : 0;
+    if (evbuffer_add(out, head, n) != 0 || (xl && evbuffer_add(out, extra, xl) != 0) ||
+        evbuffer_add(out, "\r\n", 2) != 0 || (!head_only && len && evbuffer_add(out, body, len))) {
+        log_error(c->component, "cannot send an answer: out of memory", "peer", k->peer, NULL);
+        link_close(k);
+        return;
+    }
+    k->closing = !keep;
+    k->writing = 1;
+    c->unsent++;
+    bufferevent_enable(k->bev, EV_WRITE);
+}
+
+/* ---- the request, for the handler ------------------------------------------------------------ */
+
+const h1_error_t *conn_req_error(const conn_req_t *r) { return r->has_err ? &r->err : NULL; }
+int conn_req_fatal(const conn_req_t *r) { return r->fatal; }
+h1_method_t conn_req_method(const conn_req_t *r) { return r->h.method; }
+const char *conn_req_path(const conn_req_t *r) { return r->path; }
+const char *conn_req_query(const conn_req_t *r) { return r->query; }
+const char *conn_req_peer(const conn_req_t *r) { return r->k->peer; }
+const char *conn_req_peer_addr(const conn_req_t *r) { return r->k->addr; }
+
+const char *conn_req_header(const conn_req_t *r, const char *name) {
+    const h1_field_t *f = h1_find(&r->h, name);
+    return f ? f->value.p : NULL;
+}
+
+size_t conn_req_field_count(const conn_req_t *r) { return r->h.nfields; }
+
+void conn_req_field(const conn_req_t *r, size_t i, const char **name, const char **value) {
+    *name = r->h.fields[i].name.p;
+    *value = r->h.fields[i].value.p;
+}
+
+const char *conn_req_body(const conn_req_t *r, size_t *len) {
+    *len = r->body_len;
+    return r->body;
 }
 
 /* ---- the listener ------------------------------------------------------------------------------
- * The listener is on only while a connection can be taken: below http.max_connections, and with
- * a spare link ready. When memory runs out in on_accept, returning NULL would let evhttp make a
- * plain bufferevent of its own, so on a TLS listener that connection would speak cleartext; the
- * spare, made ahead, stands in instead (on_accept). Without one (memory is still short), or when
- * the listener cannot be re-enabled, the retry timer tries again in CONN_RETRY_MS, and so does
- * every close. listener.c checks after each accepted connection whether the listener is still
- * on, so disabling it here also stops the accept loop in progress. */
+ * The listener is on only while a connection can be taken: below max_connections. When it
+ * cannot be re-enabled, the retry timer tries again in CONN_RETRY_MS, and so does every close.
+ * listener.c checks after each accepted connection whether the listener is still on, so
+ * disabling it here also stops the accept loop in progress. */
 
 static void listener_sync(conn_t *c) {
-    if (!c->listener || c->released)
+    if (!c->listener)
         return;
-    if (!c->spare)
-        c->spare = link_new(c, NULL);
     int full = c->st.open >= c->st.max_open;
-    const char *failed = NULL;
-    char why[128] = "";
-    if (full || !c->spare) {
+    char why[128];
+    if (full) {
         if (!c->paused) {
             evconnlistener_disable(c->listener);
             c->paused = 1;
-            if (full) {
-                c->st.limit_reached++;
-                log_warn("http", "connection limit reached", "#max_connections",
-                         (long long)c->st.max_open, NULL);
-            }
+            c->st.limit_reached++;
+            log_warn(c->component, "connection limit reached", "#max_connections",
+                     (long long)c->st.max_open, NULL);
         }
-        if (full && c->spare)
-            return; /* a close brings it back */
-        failed = "not accepting connections; retrying";
-        snprintf(why, sizeof why, "out of memory");
-    } else if (c->paused) {
-        errno = 0;
-        if (evconnlistener_enable(c->listener) == 0) {
-            c->paused = 0;
-            c->failing = 0;
-            evtimer_del(c->retry);
-            log_info("http", "accepting connections again", "#open", (long long)c->st.open,
-                     "#max_connections", (long long)c->st.max_open, NULL);
-            return;
-        }
-        snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "libevent gave no reason");
-        failed = "cannot accept connections again; retrying";
-    } else {
         return;
     }
+    if (!c->paused)
+        return;
+    errno = 0;
+    if (evconnlistener_enable(c->listener) == 0) {
+        c->paused = 0;
+        c->failing = 0;
+        evtimer_del(c->retry);
+        log_info(c->component, "accepting connections again", "#open", (long long)c->st.open,
+                 "#max_connections", (long long)c->st.max_open, NULL);
+        return;
+    }
+    snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "libevent gave no reason");
     if (!c->failing)
-        log_error("http", failed, "reason", why, "#retry_ms", (long long)CONN_RETRY_MS, NULL);
+        log_error(c->component, "cannot accept connections again; retrying", "reason", why,
+                  "#retry_ms", (long long)CONN_RETRY_MS, NULL);
     c->failing = 1;
     struct timeval tv = {CONN_RETRY_MS / 1000, (CONN_RETRY_MS % 1000) * 1000};
     evtimer_add(c->retry, &tv);
@@ -643,75 +831,151 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     listener_sync(arg);
 }
 
-/* evhttp's bevcb: the bufferevent of a connection evhttp has just accepted (its fd is set right
- * after this returns). */
-static struct bufferevent *on_accept(struct event_base *base, void *arg) {
-    (void)base;
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg) {
+    (void)l;
+    (void)socklen;
     conn_t *c = arg;
-    conn_link_t *k = link_new(c, c->tls);
-    if (!k) {
-        /* The listener is off while there is no spare, so there is one. */
-        k = c->spare;
-        c->spare = NULL;
-        if (!k) {
-            log_error("http", "cannot set up a connection: out of memory", NULL);
-            return NULL;
-        }
-        if (c->tls) {
-            /* Dropped before evhttp reads a byte: on_deadline runs before the loop polls the
-             * new socket. */
-            k->refuse = 1;
-            event_active(k->timer, EV_TIMEOUT, 1);
-            log_error("http", "cannot set up a TLS connection: out of memory; dropping it",
-                      NULL);
-        } else {
-            log_warn("http", "cannot set up a connection: out of memory; serving it with the "
-                             "spare", NULL);
-        }
+    conn_link_t *k = calloc(1, sizeof *k);
+    SSL *ssl = NULL;
+    if (!k || !(k->timer = evtimer_new(c->base, on_timer, k)))
+        goto nomem;
+    k->c = c;
+    k->fd = fd;
+    peer_format(sa, k->peer, sizeof k->peer, k->addr, sizeof k->addr);
+    if (c->tls) {
+        if (!(ssl = SSL_new(c->tls)))
+            goto nomem;
+        /* With BEV_OPT_CLOSE_ON_FREE the bufferevent owns ssl and fd, also when it fails. */
+        k->bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        fd = -1;
+        if (!k->bev)
+            goto nomem;
+        k->ssl = ssl;
+        SSL_set_app_data(ssl, k);
+        SSL_set_info_callback(ssl, on_tls_info);
+        bufferevent_openssl_set_allow_dirty_shutdown(k->bev, 1);
+        k->phase = CONN_HANDSHAKE;
+    } else {
+        if (!(k->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE)))
+            goto nomem;
+        k->phase = CONN_IDLE;
     }
-    k->counted = 1;
+    fd = -1;
+    struct timeval wt = c->idle; /* an answer the client does not read */
+    bufferevent_set_timeouts(k->bev, NULL, &wt);
+    bufferevent_setcb(k->bev, on_read, on_write, on_event, k);
+    bufferevent_enable(k->bev, EV_READ);
+    LIST_INSERT_HEAD(&c->links, k, entry);
     c->st.open++;
-    if (k->phase == CONN_HANDSHAKE)
-        evtimer_add(k->timer, &c->deadline);
+    timer_set(k, k->phase == CONN_HANDSHAKE ? &c->deadline : &c->idle);
     listener_sync(c);
-    return k->bev;
+    return;
+nomem:
+    log_error(c->component, "cannot set up a connection: out of memory", "peer",
+              k ? k->peer : "?", NULL);
+    if (fd >= 0)
+        evutil_closesocket(fd);
+    if (k) {
+        if (k->timer)
+            event_free(k->timer);
+        free(k);
+    }
 }
 
-conn_t *conn_new(struct event_base *base, struct evhttp *evh, const hb_config_t *cfg,
+/* Splits "HOST:PORT" or "[V6]:PORT" and binds it. 0 with *out, or -1 with errstr. */
+static int listen_on(conn_t *c, const char *listen, int reuseport, char *errstr, size_t errlen) {
+    char host[256];
+    /* Split ourselves: evutil_parse_sockaddr_port refuses port 0. */
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (!colon || hl == 0 || hl >= sizeof host || !colon[1]) {
+        snprintf(errstr, errlen, "cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)",
+                 listen);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                    .ai_flags = EVUTIL_AI_PASSIVE};
+    struct evutil_addrinfo *ai = NULL;
+    int gai = evutil_getaddrinfo(host, colon + 1, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(errstr, errlen, "cannot resolve listen address '%s': %s", listen,
+                 evutil_gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    if (reuseport)
+        flags |= LEV_OPT_REUSEABLE_PORT;
+    c->listener = evconnlistener_new_bind(c->base, on_accept, c, flags, 1024, ai->ai_addr,
+                                          (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (!c->listener) {
+        snprintf(errstr, errlen, "cannot listen on %s: %s", listen, strerror(errno));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    getsockname(evconnlistener_get_fd(c->listener), (struct sockaddr *)&bound, &blen);
+    c->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+static struct timeval ms_tv(struct event_base *base, int64_t ms) {
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    /* Timers of one length: libevent keeps them in a queue, not its heap. */
+    const struct timeval *common = event_base_init_common_timeout(base, &tv);
+    return common ? *common : tv;
+}
+
+conn_t *conn_new(struct event_base *base, const conn_opts_t *o, conn_handler handler, void *arg,
                  char *errstr, size_t errlen) {
     conn_t *c = calloc(1, sizeof *c);
     if (!c) {
+        SSL_CTX_free(o->tls);
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    if (conn_tls_from_config(cfg, &c->tls, errstr, errlen) != 0) {
-        free(c);
-        return NULL;
-    }
+    LIST_INIT(&c->links);
     c->base = base;
-    c->st.max_open = (uint64_t)cfg->http_max_connections;
-    c->max_headers = (size_t)cfg->http_max_headers;
-    c->deadline_ms = cfg->http_request_timeout_ms;
-    struct timeval tv = {(time_t)(cfg->http_request_timeout_ms / 1000),
-                         (suseconds_t)(cfg->http_request_timeout_ms % 1000) * 1000};
-    /* Every deadline has the same length: libevent keeps such timers in a queue, not its heap. */
-    const struct timeval *common = event_base_init_common_timeout(base, &tv);
-    c->deadline = common ? *common : tv;
-    if (!(c->retry = evtimer_new(base, on_retry, c)) || !(c->spare = link_new(c, NULL))) {
+    c->tls = o->tls;
+    snprintf(c->component, sizeof c->component, "%s", o->component ? o->component : "http");
+    c->handler = handler;
+    c->arg = arg;
+    c->st.max_open = o->max_connections;
+    c->deadline_ms = o->request_timeout_ms;
+    c->deadline = ms_tv(base, o->request_timeout_ms);
+    c->idle = ms_tv(base, o->idle_timeout_ms);
+    c->linger = ms_tv(base, CONN_LINGER_MS);
+    c->lim.max_head = o->max_header_bytes;
+    c->lim.max_fields = o->max_headers;
+    c->lim.max_body = o->max_body;
+    /* Chunk framing may take some room of its own, but not without bound. */
+    c->max_wire = (size_t)o->max_body * 2 + 65536;
+    c->fields_cap = o->max_headers + 1;
+    if (!(c->scratch = malloc(o->max_header_bytes + 2)) ||
+        !(c->fields = calloc(c->fields_cap, sizeof *c->fields)) ||
+        !(c->retry = evtimer_new(base, on_retry, c))) {
         snprintf(errstr, errlen, "out of memory");
-        conn_free(c);
-        return NULL;
+        goto fail;
     }
-    evhttp_set_bevcb(evh, on_accept, c);
+    if (listen_on(c, o->listen, o->reuseport, errstr, errlen) != 0)
+        goto fail;
     return c;
+fail:
+    conn_free(c);
+    return NULL;
 }
 
-void conn_set_listener(conn_t *c, struct evconnlistener *l) {
-    if (!c)
-        return;
-    c->listener = l;
-    listener_sync(c);
-}
+int conn_port(const conn_t *c) { return c->port; }
 
 void conn_set_tls(conn_t *c, SSL_CTX *tls) {
     if (!c) {
@@ -722,35 +986,15 @@ void conn_set_tls(conn_t *c, SSL_CTX *tls) {
     tls_fingerprint(c->tls, was);
     tls_fingerprint(tls, now);
     if (c->tls && !tls)
-        log_warn("http", "TLS off for new connections: the webhook listener speaks plain HTTP",
-                 NULL);
+        log_warn(c->component, "TLS off for new connections: the webhook listener speaks plain "
+                 "HTTP", NULL);
     else if (!c->tls && tls)
-        log_info("http", "TLS on for new connections", "cert_sha256", now, NULL);
+        log_info(c->component, "TLS on for new connections", "cert_sha256", now, NULL);
     else if (tls && strcmp(was, now) != 0)
-        log_info("http", "a new TLS certificate for new connections", "cert_sha256", now,
+        log_info(c->component, "a new TLS certificate for new connections", "cert_sha256", now,
                  "previous_sha256", was, NULL);
     SSL_CTX_free(c->tls); /* each open connection's SSL holds a reference of its own */
     c->tls = tls;
-}
-
-int conn_request_arrived(conn_t *c, struct evhttp_request *req, char *detail, size_t len) {
-    if (!c)
-        return 0;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd >= 0 && (size_t)fd < c->by_fd_len && c->by_fd[fd] && c->by_fd[fd]->bev == bev)
-        link_step(c->by_fd[fd], CONN_EV_REQUEST);
-    size_t n = 0;
-    struct evkeyval *h;
-    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
-        n++;
-    if (n > c->max_headers) {
-        snprintf(detail, len, "the request has %zu header fields; the limit is %zu", n,
-                 c->max_headers);
-        return -1;
-    }
-    return 0;
 }
 
 int conn_tls_enabled(const conn_t *c) { return c && c->tls; }
@@ -762,24 +1006,52 @@ void conn_get_stats(const conn_t *c, conn_stats_t *out) {
         memset(out, 0, sizeof *out);
 }
 
-static void conn_release_if_done(conn_t *c) {
-    if (!c->released || c->links > 0)
+void conn_set_stopping(conn_t *c) {
+    if (c)
+        c->stopping = 1;
+}
+
+void conn_stop_accepting(conn_t *c) {
+    if (!c || !c->listener)
         return;
-    SSL_CTX_free(c->tls);
-    free(c->by_fd);
-    free(c);
+    evconnlistener_free(c->listener);
+    c->listener = NULL;
+    evtimer_del(c->retry);
+}
+
+void conn_close_idle(conn_t *c) {
+    if (!c)
+        return;
+    conn_link_t *k = LIST_FIRST(&c->links), *next;
+    for (; k; k = next) {
+        next = LIST_NEXT(k, entry);
+        if (!k->busy && !k->writing && !k->lingering && k->phase == CONN_IDLE &&
+            !more_input(k))
+            link_close(k);
+    }
+}
+
+size_t conn_open_count(const conn_t *c) { return c ? (size_t)c->st.open : 0; }
+
+void conn_when_flushed(conn_t *c, void (*cb)(void *arg), void *arg) {
+    c->flushed = cb;
+    c->flushed_arg = arg;
+    flushed_check(c);
 }
 
 void conn_free(conn_t *c) {
     if (!c)
         return;
-    c->listener = NULL; /* freed with the evhttp */
-    c->released = 1;
+    conn_stop_accepting(c);
+    conn_link_t *k;
+    while ((k = LIST_FIRST(&c->links))) {
+        k->busy = 0; /* no answer may come any more */
+        link_close(k);
+    }
     if (c->retry)
         event_free(c->retry);
-    c->retry = NULL;
-    if (c->spare)
-        bufferevent_free(c->spare->bev); /* link_free follows, in libevent's finalizer */
-    c->spare = NULL;
-    conn_release_if_done(c);
+    SSL_CTX_free(c->tls);
+    free(c->scratch);
+    free(c->fields);
+    free(c);
 }

@@ -1,150 +1,187 @@
-/* conn.h: connection-level limits of the webhook listener (how many connections are open, how
- * long a request may take to arrive, how many header fields it may carry) and its TLS.
+/* conn.h: the project's HTTP/1.1 server on libevent bufferevents: one listener and its
+ * connections, strict request framing (h1.h), keep-alive, pipelining with answers in order,
+ * the connection limits and deadlines, TLS. Both listeners (webhook: http.c, admin: admin.c) are
+ * one conn_t each; what a request means is their handler's business.
  *
- * Request-level checks (path, method, auth, body) are http.c's; this module only sees
- * connections and bytes. http.c installs it on its evhttp (conn_new), hands it the listener
- * (conn_set_listener) and calls conn_request_arrived() first thing in its request callback.
+ * No globals: one conn_t per listener and event_base, so several loops can each run their own
+ * (with reuseport, each its own SO_REUSEPORT socket on the same address).
  *
- * The hook: evhttp_set_bevcb. libevent 2.1 calls it once per accepted connection to make that
- * connection's bufferevent. It has no new-request callback, and no server-side close callback
- * that can be set before a first request completes (evhttp_connection_set_closecb needs the
- * evhttp_connection, which a request callback first sees with a complete request; a slowloris
- * client never gets that far). So the bevcb wraps the connection's real bufferevent (a socket
- * one, or an OpenSSL one for TLS) in a bufferevent filter that this module owns:
- *   - the filter's free_context runs when evhttp frees the connection, whatever the reason
- *     (answered with Connection: close, idle timeout, client gone, failed handshake, our
- *     deadline, evhttp_free): the one place a close is sure to be seen, so the open count is
- *     exact. It runs from libevent's finalizer, one loop turn after evhttp lets go (or inside
- *     event_base_free at exit), which is why conn_free() may leave the conn_t alive until the
- *     last connection's free_context has run;
- *   - its input side passes every plaintext byte up unchanged (moving buffer chains, no copy)
- *     and so sees a request's first byte: the request deadline starts there, with a
- *     per-connection timer (a common timeout: one queue, not the heap), not a polling timer;
- *   - its output side moves nothing: evhttp takes "the bufferevent's output is empty" for "the
- *     answer is sent" and, after a Connection: close answer, frees the connection and shuts the
- *     socket down at once, so bytes merely passed to the bufferevent beneath would be lost
- *     (libevent issues #616, #795). conn.c's writer sends them itself and tells evhttp only once
- *     they are in the kernel: evbuffer_write on the socket, or for TLS, once the OpenSSL
- *     bufferevent's output has drained. That moment also ends the answering phase of the
- *     deadline (CONN_EV_SENT).
- * Other hooks were rejected: the listener callback belongs to evhttp (evhttp_bind_listener sets
- * it) and sees no close; an SSL ex_data free callback would cover TLS connections only; reading
- * the evhttp_connection out of the bufferevent's callback argument, or guessing evhttp's state
- * from which events it enabled, relies on libevent internals.
+ * A connection serves one request at a time. Its bytes are parsed as they arrive; once a
+ * request is whole (head and body), reading stops and the handler gets it; the handler answers
+ * with conn_reply, now or later (a webhook waits for Kafka's ack). The answer is written, and
+ * once it is all in the kernel the next request on the connection (pipelined bytes already
+ * read, or new ones) is parsed. So answers leave in the order the requests came, and a client
+ * that does not read its answers holds up nothing but itself.
+ *
+ * Every answer is the handler's (JSON, counted by it): framing errors too. A request h1.c
+ * refuses reaches the handler with conn_req_error() set and conn_req_fatal() 1: the handler
+ * answers it (400, 413, 431 or 505), the answer carries Connection: close, and the connection is
+ * closed after it is written, since where the next request would start is unknown. Nothing of
+ * such a request is handed on as a body. More header fields than max_headers is a 431 the
+ * connection survives (the body is read and dropped): conn_req_error() set, not fatal.
+ *
+ * Answers: "HTTP/1.1 <status> <reason>", Date, Content-Type, Content-Length (the length of the
+ * body a GET would get, also for HEAD, which gets no body), the handler's extra fields, and
+ * Connection: close when the connection ends after it (the client asked, HTTP/1.0 without
+ * keep-alive, a fatal error, or conn_set_stopping) or Connection: keep-alive for an HTTP/1.0
+ * client that asked for it. Expect: 100-continue gets the interim answer before the body is read.
+ *
+ * Closing: once the last answer is written, the write side is shut down and what the client
+ * still sends is read and dropped until it closes, or CONN_LINGER_MS pass; closing with unread
+ * bytes would make the kernel send a reset, which can destroy the answer before the client
+ * reads it.
  *
  * Limits:
- *   max_connections    when http.max_connections connections are open, the listener is disabled
- *                      (evconnlistener_disable) and re-enabled when one closes (if that fails,
- *                      error "cannot accept connections again; retrying", and it is tried again
- *                      at the next close and every second until it works). Connections
- *                      beyond the cap wait in the kernel's accept backlog (http_listen_on
- *                      asks for 1024; net.core.somaxconn may cap it), unseen and
- *                      uncounted; a sender waits instead of being refused. Logged once per
- *                      episode: warn "connection limit reached", info "accepting connections
- *                      again".
- *   request deadline   http.request_timeout_ms from a request's first byte (request line,
- *                      headers and body) to the moment the whole request reaches http.c's
- *                      request callback. Idle time between keep-alive requests does not count
- *                      (http.idle_timeout_ms covers it), nor does the time from the request's
- *                      arrival until our whole answer is in the kernel. A request whose first
- *                      bytes came earlier (pipelined: sent with the previous one, or while we
- *                      answered it) is timed from when our answer to the previous one is in
- *                      the kernel, which is when evhttp turns to it. A
- *                      late request is cut without an answer, like libevent's own timeouts:
- *                      warn "request deadline exceeded" with the peer, counted. See
- *                      conn_phase_next.
- *                      With TLS, the handshake is bounded too: the timer starts at accept and
- *                      stops when the handshake is done (OpenSSL's info callback), so a client
- *                      slow to send its first request after a quick handshake is not cut.
- *   max_headers        more header fields than http.max_headers (after libevent joined obsolete
- *                      folded lines) makes conn_request_arrived() fail; http.c answers 431
- *                      too_many_headers and keeps the connection. The bytes are bounded before
- *                      that by http.max_header_bytes, which libevent enforces itself (http.h).
- *   TLS                with http.tls_cert_file and http.tls_key_file set, every connection is an
- *                      OpenSSL bufferevent (TLS 1.2 minimum, forward-secret AEAD suites for 1.2,
- *                      OpenSSL's defaults for 1.3, no compression, no renegotiation, no client
- *                      certificates). A failed handshake is logged at info with the peer and
- *                      OpenSSL's reason and counted; it costs no other connection anything. A
- *                      client that connects and closes without sending a byte is not counted.
- *                      conn_set_tls swaps the context for new connections (a reload); open
- *                      ones keep theirs.
+ *   max_connections    at the cap the listener is disabled (evconnlistener_disable) and
+ *                      re-enabled when a connection closes; if that fails, error "cannot accept
+ *                      connections again; retrying", tried again at the next close and every
+ *                      second. Connections beyond the cap wait in the kernel's accept backlog
+ *                      (1024; net.core.somaxconn may cap it). Logged once per episode: warn
+ *                      "connection limit reached", info "accepting connections again".
+ *   request deadline   request_timeout_ms from a request's first byte until it is whole (line,
+ *                      headers, body). Idle time between requests does not count (idle_timeout_ms
+ *                      covers it), nor does the time until our answer is in the kernel: a request
+ *                      whose bytes came earlier (pipelined) is timed from then. A late request is
+ *                      cut without an answer: warn "request deadline exceeded" with the peer,
+ *                      counted. With TLS the handshake is bounded too: the timer runs from accept
+ *                      until the handshake is done. See conn_phase_next.
+ *   idle timeout       idle_timeout_ms without a byte between requests closes the connection
+ *                      quietly; an answer the client does not read for that long too.
+ *   header bytes       request line plus fields over max_header_bytes: 431, fatal.
+ *   max_headers        more fields: 431 too_many_headers, not fatal.
+ *   max_body           a declared or decoded body over it: 413, fatal (sent before the body is
+ *                      read: a client that waits for 100 Continue never sends it).
+ *   TLS                with a context, every connection is an OpenSSL bufferevent (conn_tls_from_
+ *                      config: TLS 1.2 minimum, forward-secret AEAD suites for 1.2, no
+ *                      compression, renegotiation or client certificates). A failed handshake is
+ *                      logged at info with the peer and OpenSSL's reason and counted; a client
+ *                      that connects and closes without a byte is not. conn_set_tls swaps the
+ *                      context for new connections; open ones keep theirs.
+ * Out of memory for a new connection's bufferevent or SSL: the socket is closed at once (error
+ * "cannot set up a connection: out of memory"); a TLS listener never answers in cleartext.
  *
- * Out of memory: the bevcb must not return NULL, or evhttp makes a plain bufferevent of its own
- * (on a TLS listener, that connection would speak cleartext). So a spare plain link is made
- * ahead; when a connection's link cannot be built, the spare stands in: on a plain listener it
- * serves the connection, on a TLS one it is dropped before evhttp reads a byte (error "cannot
- * set up a TLS connection: out of memory; dropping it"). The listener is off while no spare
- * can be made, and tried again every second. A link that cannot be registered or cannot
- * move its input (out of memory) is dropped with an error event, as a failed socket is.
- * Known gap: if libevent's own allocations fail right after the bevcb (the evhttp_connection,
- * its address), libevent 2.1.12 leaks the bufferevent it was given (http.c,
- * evhttp_connection_base_bufferevent_new): that link is never freed and st.open stays one too
- * high, a max_connections slot lost until a restart.
- *
- * @locality the event-loop thread.
+ * @locality the event-loop thread of the event_base given to conn_new.
  */
 #ifndef HB_CONN_H
 #define HB_CONN_H
 
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/listener.h>
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "h1.h"
+
+#define CONN_LINGER_MS 2000
 
 typedef struct conn conn_t;
+typedef struct conn_req conn_req_t;
 
 typedef struct conn_stats {
-    uint64_t open;          /* webhook connections open now */
-    uint64_t max_open;      /* http.max_connections */
+    uint64_t open;          /* connections open now */
+    uint64_t max_open;      /* max_connections */
     uint64_t limit_reached; /* times accepting stopped at the cap */
-    uint64_t deadline_cuts; /* connections cut by http.request_timeout_ms (TLS handshakes too) */
+    uint64_t deadline_cuts; /* connections cut by request_timeout_ms (TLS handshakes too) */
     uint64_t tls_failures;  /* failed TLS handshakes (not those cut by the deadline) */
 } conn_stats_t;
 
-/* Builds the webhook listener's TLS context from cfg's http.tls_cert_file (PEM, a chain may
- * follow the certificate) and http.tls_key_file (PEM, unencrypted). Both empty: plain HTTP,
- * *out = NULL and 0. Otherwise 0 with *out owned by the caller (SSL_CTX_free), or -1 with errstr
- * naming the option, the file and the reason (one set without the other, cannot read, not PEM,
- * key not matching the certificate; OpenSSL's reason when it has one). cfg is only read. Used by
- * conn_new and by `hookbridge --check-config`. */
+typedef struct conn_opts {
+    const char *component;       /* for log lines: "http", "admin" */
+    const char *listen;          /* "HOST:PORT" or "[V6]:PORT"; port 0 picks one */
+    int reuseport;               /* SO_REUSEPORT: several loops may bind the same address */
+    uint64_t max_connections;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    size_t max_header_bytes;
+    size_t max_headers;
+    uint64_t max_body;
+    SSL_CTX *tls;                /* taken (freed by conn_free, also on failure); NULL: plain */
+} conn_opts_t;
+
+/* Gets each request, whole, or refused by the parser (conn_req_error). Must answer it exactly
+ * once with conn_reply, now or later. */
+typedef void (*conn_handler)(void *arg, conn_req_t *req);
+
+/* Builds the listener's TLS context from cfg's http.tls_cert_file (PEM, a chain may follow the
+ * certificate) and http.tls_key_file (PEM, unencrypted). Both empty: plain HTTP, *out = NULL and
+ * 0. Otherwise 0 with *out owned by the caller (SSL_CTX_free), or -1 with errstr naming the
+ * option, the file and the reason (one set without the other, cannot read, not PEM, key not
+ * matching the certificate; OpenSSL's reason when it has one). cfg is only read. Used by
+ * http.c and by `hookbridge --check-config`. */
 int conn_tls_from_config(const hb_config_t *cfg, SSL_CTX **out, char *errstr, size_t errlen);
 
-/* Installs the limits and TLS of cfg's http group on evh (evhttp_set_bevcb). Call before evh
- * accepts anything. NULL with errstr on failure (TLS files, out of memory). base and evh are
- * borrowed; cfg is read during the call only. */
-conn_t *conn_new(struct event_base *base, struct evhttp *evh, const hb_config_t *cfg,
+/* Binds o->listen and serves. NULL with errstr on failure (cannot parse or bind the address,
+ * out of memory). o is read during the call only (o->tls is taken). */
+conn_t *conn_new(struct event_base *base, const conn_opts_t *o, conn_handler handler, void *arg,
                  char *errstr, size_t errlen);
 
-/* The listener that max_connections pauses and resumes; borrowed. Pass NULL before the listener
- * is freed (when the server stops accepting): nothing re-enables it afterwards. */
-void conn_set_listener(conn_t *c, struct evconnlistener *l);
-
-/* Call first in the request callback: the request arrived whole, so its deadline is over. 0 when
- * the request is within the limits; -1 with detail when it has more than http.max_headers header
- * fields (answer 431 too_many_headers). NULL c: 0. */
-int conn_request_arrived(conn_t *c, struct evhttp_request *req, char *detail, size_t len);
+/* The port actually bound. */
+int conn_port(const conn_t *c);
 
 /* Connections accepted from now on use tls (NULL: plain HTTP), which c takes (also for NULL
- * c: it is freed). Open connections keep the context they started with (each SSL holds a
- * reference). Logs the change: warn when TLS goes off, info with the certificate's SHA-256 when
- * it comes on or the certificate differs from the running one. For a reload: build tls with
- * conn_tls_from_config first, so that bad files refuse the reload. */
+ * c). Open connections keep the context they started with. Logs the change: warn when TLS goes
+ * off, info with the certificate's SHA-256 when it comes on or the certificate differs. */
 void conn_set_tls(conn_t *c, SSL_CTX *tls);
 
 /* 1 when the listener speaks TLS (to connections accepted from now on). */
 int conn_tls_enabled(const conn_t *c);
 
-/* The counters (all zero for NULL). */
-void conn_get_stats(const conn_t *c, conn_stats_t *out);
+void conn_get_stats(const conn_t *c, conn_stats_t *out); /* all zero for NULL */
 
-/* Call after evhttp_free() of the evhttp given to conn_new. Connections evhttp freed are still
- * being finalized by libevent; the conn_t is released when the last of them is (at the latest in
- * event_base_free). NULL is fine. */
+/* A graceful stop began: every answer from now on carries Connection: close and its connection
+ * is closed once it is written, except that a request the client already sent on it (pipelined,
+ * in our buffer or the kernel's) is still answered first. */
+void conn_set_stopping(conn_t *c);
+
+/* Stops accepting connections (the listening socket is closed); open ones go on. */
+void conn_stop_accepting(conn_t *c);
+
+/* Closes every connection that is between requests (no byte of a next request read, no answer
+ * being written). */
+void conn_close_idle(conn_t *c);
+
+/* Connections open now (lingering ones included). */
+size_t conn_open_count(const conn_t *c);
+
+/* Calls cb(arg) once every answer given so far is in the kernel (now, if that is already so),
+ * or its connection is gone. A client that stops reading can hold this up: callers bound it. */
+void conn_when_flushed(conn_t *c, void (*cb)(void *arg), void *arg);
+
+/* Closes the listener and every connection. A request the handler still holds must not be
+ * answered afterwards. NULL is fine. */
 void conn_free(conn_t *c);
+
+/* ---- one request (valid until conn_reply; the strings noted below only during the handler) -- */
+
+/* NULL, or why the parser refused the request (status, code, detail; the detail never echoes
+ * request bytes). */
+const h1_error_t *conn_req_error(const conn_req_t *r);
+/* 1 when the error ends the connection (framing); 0 for too many header fields. */
+int conn_req_fatal(const conn_req_t *r);
+h1_method_t conn_req_method(const conn_req_t *r);
+/* The path (before '?') and query (after it, "" when none) of the target, raw (not decoded);
+ * for an absolute-form target ("http://host/p"), the path after the authority. NUL-terminated.
+ * During the handler only. "" when the request was refused before its line was read. */
+const char *conn_req_path(const conn_req_t *r);
+const char *conn_req_query(const conn_req_t *r); /* NULL when the target has no '?' */
+/* The value of the first field named name (case-insensitive), NUL-terminated, or NULL. During
+ * the handler only. */
+const char *conn_req_header(const conn_req_t *r, const char *name);
+/* Field i (0 .. conn_req_field_count - 1), name and value NUL-terminated. During the handler. */
+size_t conn_req_field_count(const conn_req_t *r);
+void conn_req_field(const conn_req_t *r, size_t i, const char **name, const char **value);
+/* The body (decoded, when chunked); valid until conn_reply. "" and 0 for none. */
+const char *conn_req_body(const conn_req_t *r, size_t *len);
+/* The client: "203.0.113.7:41024" or "[::1]:41024" (logs), and the bare address (auth). */
+const char *conn_req_peer(const conn_req_t *r);
+const char *conn_req_peer_addr(const conn_req_t *r);
+
+/* Answers r and ends it: status, the Content-Type, body[0..len) (not sent for HEAD), and
+ * extra, more header lines each ending in CRLF ("Allow: POST\r\n"; NULL for none). Copies what it
+ * needs. */
+void conn_reply(conn_req_t *r, int status, const char *content_type, const char *extra,
+                const char *body, size_t len);
 
 /* ---- the request deadline, as a pure state machine (exposed for the unit test) ---------------
  *
@@ -153,12 +190,9 @@ void conn_free(conn_t *c);
  *   IDLE --input--> RECEIVING --request--> ANSWERING --sent--> IDLE
  *                   (timer starts)  (timer stops)     (answer in the kernel, nothing more here)
  *                                          ANSWERING --sent, more--> RECEIVING (timer starts)
- * "Sent" is when the writer has put the whole answer in the kernel and tells evhttp. Input
- * while ANSWERING is a pipelined next request (libevent reads while it writes the answer); its
- * bytes wait in the filter's input, unparsed, as do bytes that came in one read with the last
- * request: when the answer is sent, any such bytes make it "sent, more", and the next request's
- * clock starts then. "Sent" while RECEIVING is a 100 Continue or libevent's own error answer:
- * the timer keeps running. */
+ * "Sent" is when the whole answer is in the kernel. Bytes that arrived while ANSWERING (the next
+ * request, pipelined) are parsed only then: "sent, more", and the next request's clock starts.
+ * "Sent" while RECEIVING is a 100 Continue: the timer keeps running. */
 typedef enum conn_phase {
     CONN_HANDSHAKE,
     CONN_IDLE,
@@ -168,7 +202,7 @@ typedef enum conn_phase {
 
 typedef enum conn_event {
     CONN_EV_INPUT,     /* plaintext bytes arrived */
-    CONN_EV_REQUEST,   /* a whole request reached the request callback */
+    CONN_EV_REQUEST,   /* a whole request reached the handler */
     CONN_EV_SENT,      /* an answer is in the kernel; no byte of a next request is here */
     CONN_EV_SENT_MORE, /* an answer is in the kernel; bytes of the next request are here */
     CONN_EV_TLS_DONE   /* the TLS handshake finished */

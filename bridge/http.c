@@ -1,36 +1,31 @@
-/* http.c: the webhook listener on libevent's evhttp. */
+/* http.c: the webhook listener: what a request to it means, and every answer it gets. */
 #include "http.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "auth.h"
-#include "conn.h"
 #include "buf.h"
+#include "conn.h"
 #include "echo.h"
 #include "hbtime.h"
 #include "log.h"
+#include "replay.h"
+
+#define WH_ID_MAX 255 /* longer webhook-ids are verified but not remembered */
 
 struct http_server {
     struct event_base *base;
-    struct evhttp *evh;
-    int port;
-    struct evhttp_bound_socket *bound;
-    conn_t *conns; /* connection limits and TLS (conn.h) */
+    conn_t *conns; /* the HTTP server: connections, framing, limits, TLS */
     size_t max_body;
     const endpoint_set_t *endpoints; /* borrowed (http_set_endpoints); NULL: none yet */
     size_t *ep_slot;                 /* the counter slot of each endpoint of the set */
-    uint64_t auth_failures;  /* requests denied by auth (401 or 403) */
+    uint64_t auth_failures;          /* requests denied by auth (401 or 403) */
+    replay_t *replay;                /* Standard Webhooks ids answered 202 */
     http_webhook_cb cb;
     void *arg;
     /* Answer counters by slot: HTTP_EP_HEALTHZ, HTTP_EP_OTHER, then one per endpoint name ever
@@ -39,9 +34,7 @@ struct http_server {
     struct http_counter *ep_counters;
     size_t ep_counter_cnt;
     uint64_t rid_prefix, rid_next; /* request ids: a random prefix from start, a counter */
-    uint64_t replies_unsent; /* answers handed to evhttp and not yet written out */
-    void (*flushed)(void *);
-    void *flushed_arg;
+    http_req_t *pool;              /* answered requests, kept for the next ones */
 };
 
 struct http_counter {
@@ -50,54 +43,18 @@ struct http_counter {
 };
 
 struct http_req {
-    struct evhttp_request *ev;
+    conn_req_t *cr;
     http_server_t *srv;
+    http_req_t *next_free;
     size_t slot; /* its endpoint's counter slot (the name too, for logs) */
+    int64_t replay_window_s; /* > 0: remember wh_id with the answered id */
     char id[HTTP_REQUEST_ID_LEN + 1];
-    char peer[64];
+    char wh_id[WH_ID_MAX + 1];
+    char extra[256]; /* header lines every answer to it carries */
+    size_t extra_len;
 };
 
-static const char *reason_phrase(int status) {
-    switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-    }
-}
-
-void http_send_json(struct evhttp_request *req, int status, const char *json, size_t len) {
-    struct evbuffer *out = evbuffer_new();
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_remove_header(h, "Content-Type");
-    evhttp_add_header(h, "Content-Type", "application/json");
-    if (out)
-        evbuffer_add(out, json, len);
-    evhttp_send_reply(req, status, reason_phrase(status), out);
-    if (out)
-        evbuffer_free(out);
-}
-
-static void on_reply_sent(struct evhttp_request *req, void *arg) {
-    (void)req;
-    http_server_t *s = arg;
-    s->replies_unsent--;
-    if (s->replies_unsent == 0 && s->flushed) {
-        void (*cb)(void *) = s->flushed;
-        s->flushed = NULL;
-        cb(s->flushed_arg);
-    }
-}
+static const char JSON[] = "application/json";
 
 /* The answer counters of a slot (HTTP_EP_HEALTHZ, HTTP_EP_OTHER, or an endpoint's). */
 static uint64_t *slot_answers(http_server_t *s, size_t slot) {
@@ -106,14 +63,11 @@ static uint64_t *slot_answers(http_server_t *s, size_t slot) {
 }
 
 /* Every answer of this listener goes through here, so the counters see each one once. */
-static void send_counted(http_server_t *s, size_t slot, struct evhttp_request *req, int status,
-                         const char *json, size_t len) {
+static void send_counted(http_server_t *s, size_t slot, conn_req_t *cr, int status,
+                         const char *extra, const char *json, size_t len) {
     if (status >= 100 && status <= 599)
         slot_answers(s, slot)[status - 100]++;
-    /* Counted until the answer has left for the socket, so a stop can wait for it. */
-    s->replies_unsent++;
-    evhttp_request_set_on_complete_cb(req, on_reply_sent, s);
-    http_send_json(req, status, json, len);
+    conn_reply(cr, status, JSON, extra, json, len);
 }
 
 void http_format_error(buf_t *b, const char *code, const char *detail) {
@@ -124,19 +78,20 @@ void http_format_error(buf_t *b, const char *code, const char *detail) {
     buf_puts(b, "}\n");
 }
 
-static void send_error(http_server_t *s, size_t slot, struct evhttp_request *req, int status,
-                       const char *code, const char *detail, int retry_after_s) {
+/* Masks every endpoint's secrets in client text about to be quoted (http.h). */
+static void redact(const http_server_t *s, char *text) {
+    for (size_t i = 0; i < endpoint_set_count(s->endpoints); i++)
+        auth_redact(endpoint_auth(endpoint_set_get(s->endpoints, i)), text);
+}
+
+static void send_error(http_server_t *s, size_t slot, conn_req_t *cr, int status,
+                       const char *code, const char *detail, const char *extra) {
     buf_t b = {0};
     http_format_error(&b, code, detail);
-    if (retry_after_s > 0) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", retry_after_s);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-    }
     if (buf_ok(&b))
-        send_counted(s, slot, req, status, b.data, b.len);
+        send_counted(s, slot, cr, status, extra, b.data, b.len);
     else
-        send_counted(s, slot, req, 503, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n",
+        send_counted(s, slot, cr, 503, extra, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n",
                      44);
     buf_free(&b);
 }
@@ -145,44 +100,56 @@ const char *http_req_endpoint(const http_req_t *r) {
     return r->srv->ep_counters[r->slot - HTTP_EP__FIXED].name;
 }
 
+static void req_release(http_req_t *r) {
+    http_server_t *s = r->srv;
+    r->next_free = s->pool;
+    s->pool = r;
+}
+
 void http_reply_accepted(http_req_t *r, const char *id) {
     char body[128];
     int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", id);
     log_debug("http", "request accepted", "endpoint", http_req_endpoint(r), "request_id", r->id,
-              "peer", r->peer, "id", id, NULL);
-    send_counted(r->srv, r->slot, r->ev, 202, body, (size_t)n);
-    free(r);
+              "peer", http_req_peer(r), "id", id, NULL);
+    if (r->replay_window_s > 0 && r->wh_id[0])
+        replay_store(r->srv->replay, http_req_endpoint(r), r->wh_id, id,
+                     hbtime_now_ms() / 1000 + r->replay_window_s);
+    send_counted(r->srv, r->slot, r->cr, 202, r->extra, body, (size_t)n);
+    req_release(r);
 }
 
-/* Answers an error without logging it, and frees r. */
+/* Answers an error without logging it, and releases r. */
 static void finish_error(http_req_t *r, int status, const char *code, const char *detail,
                          int retry_after_s) {
-    send_error(r->srv, r->slot, r->ev, status, code, detail, retry_after_s);
-    free(r);
+    if (retry_after_s > 0 && r->extra_len + 32 < sizeof r->extra)
+        r->extra_len += (size_t)snprintf(r->extra + r->extra_len, sizeof r->extra - r->extra_len,
+                                         "Retry-After: %d\r\n", retry_after_s);
+    send_error(r->srv, r->slot, r->cr, status, code, detail, r->extra);
+    req_release(r);
 }
 
 void http_reply_error(http_req_t *r, int status, const char *code, const char *detail,
                       int retry_after_s) {
+    char safe[600];
+    snprintf(safe, sizeof safe, "%s", detail);
+    redact(r->srv, safe);
     log_info("http", "request refused", "endpoint", http_req_endpoint(r), "request_id", r->id,
-             "peer", r->peer, "#status", (long long)status, "error", code, "detail", detail,
-             NULL);
-    finish_error(r, status, code, detail, retry_after_s);
+             "peer", http_req_peer(r), "#status", (long long)status, "error", code, "detail",
+             safe, NULL);
+    finish_error(r, status, code, safe, retry_after_s);
 }
 
-const char *http_req_peer(const http_req_t *r) { return r->peer; }
+const char *http_req_peer(const http_req_t *r) { return conn_req_peer(r->cr); }
 const char *http_req_id(const http_req_t *r) { return r->id; }
 
-/* The client's address, "ip:port" for logs or, without with_port, the bare ip for auth. */
-static void peer_of(struct evhttp_request *req, char *out, size_t len, int with_port) {
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    if (c)
-        evhttp_connection_get_peer(c, &addr, &port);
-    if (with_port)
-        snprintf(out, len, "%s:%u", addr ? addr : "?", (unsigned)port);
+/* Adds a header line to every answer r gets. */
+static void req_add_header(http_req_t *r, const char *name, const char *value) {
+    int n = snprintf(r->extra + r->extra_len, sizeof r->extra - r->extra_len, "%s: %s\r\n", name,
+                     value);
+    if (n > 0 && (size_t)n < sizeof r->extra - r->extra_len)
+        r->extra_len += (size_t)n;
     else
-        snprintf(out, len, "%s", addr ? addr : "");
+        r->extra[r->extra_len] = '\0';
 }
 
 /* "application/json", "application/json; charset=utf-8" and "application/<x>+json" are JSON. */
@@ -198,62 +165,114 @@ static int is_json_type(const char *ct) {
            strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-/* Refuses a request that reached no endpoint (404, or 405 on /healthz). */
-static void refuse(http_server_t *s, size_t slot, struct evhttp_request *req, int status,
-                   const char *code, const char *detail) {
-    char peer[64];
-    peer_of(req, peer, sizeof peer, 1);
-    log_info("http", "request refused", "peer", peer, "#status", (long long)status, "error", code,
-             "detail", detail, NULL);
-    send_error(s, slot, req, status, code, detail, 0);
+/* Refuses a request that reached no endpoint (framing, 404, or 405 on /healthz). */
+static void refuse(http_server_t *s, size_t slot, conn_req_t *cr, int status, const char *code,
+                   const char *detail, const char *extra) {
+    char safe[600];
+    snprintf(safe, sizeof safe, "%s", detail);
+    redact(s, safe);
+    log_info("http", "request refused", "peer", conn_req_peer(cr), "#status", (long long)status,
+             "error", code, "detail", safe, NULL);
+    send_error(s, slot, cr, status, code, safe, extra);
 }
 
-/* Every X-Forwarded-For header, joined with ", " in arrival order (RFC 7230 3.2.2), so the
+/* Every X-Forwarded-For field, joined with ", " in arrival order (RFC 9110 5.3), so the
  * right-most hop is the right-most entry. NULL when there is none. Caller frees. */
-static char *forwarded_for(struct evkeyvalq *headers) {
+static char *forwarded_for(const conn_req_t *cr) {
     buf_t b = {0};
-    struct evkeyval *h;
-    TAILQ_FOREACH(h, headers, next) {
-        if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+    for (size_t i = 0; i < conn_req_field_count(cr); i++) {
+        const char *name, *value;
+        conn_req_field(cr, i, &name, &value);
+        if (strcasecmp(name, "X-Forwarded-For") != 0)
             continue;
         if (b.len)
             buf_puts(&b, ", ");
-        buf_puts(&b, h->value);
+        buf_puts(&b, value);
     }
     if (!b.len || !buf_ok(&b)) {
         buf_free(&b);
         return NULL;
     }
-    char *out = strndup(b.data, b.len);
-    buf_free(&b);
-    return out;
+    size_t n;
+    return buf_steal(&b, &n);
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes; '+' as space when plus). The length, or -1 for a
+ * malformed escape or too long a result: such a token matches nothing. */
+static long pct_decode(const char *s, size_t n, int plus, char *out, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+                return -1;
+            c = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            i += 2;
+        } else if (plus && c == '+') {
+            c = ' ';
+        }
+        if (o >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    return (long)o;
+}
+
+/* The first "token" parameter of the query, decoded into out; its length, 0 when absent, -1
+ * when malformed. */
+static long query_token(const char *q, char *out, size_t cap) {
+    while (q && *q) {
+        size_t n = strcspn(q, "&;");
+        const char *eq = memchr(q, '=', n);
+        char name[8];
+        long nl = pct_decode(q, eq ? (size_t)(eq - q) : n, 1, name, sizeof name);
+        if (eq && nl == 5 && memcmp(name, "token", 5) == 0) {
+            long vl = pct_decode(eq + 1, n - (size_t)(eq + 1 - q), 1, out, cap);
+            return vl == 0 ? -1 : vl;
+        }
+        q += n;
+        if (*q)
+            q++;
+    }
+    return 0;
 }
 
 /* Runs the endpoint's access-control check; 0 when allowed, else r has been answered (and
- * freed). */
+ * released). */
 static int check_auth(http_req_t *r, const auth_t *auth, const char *path_token,
                       const char *body, size_t len) {
-    struct evhttp_request *req = r->ev;
-    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    struct evkeyvalq params;
-    TAILQ_INIT(&params);
-    if (query)
-        evhttp_parse_query_str(query, &params); /* a malformed query just has no token */
-    char peer[INET6_ADDRSTRLEN + 8];
-    peer_of(req, peer, sizeof peer, 0);
-    char *xff = forwarded_for(hdrs);
+    conn_req_t *cr = r->cr;
+    /* A token that cannot be decoded is still a token given: one NUL byte, which no configured
+     * token holds, so it is refused as invalid rather than as missing. */
+    char ptok[512], qtok[512];
+    long pl = 0, ql = query_token(conn_req_query(cr), qtok, sizeof qtok);
+    if (path_token && (pl = pct_decode(path_token, strlen(path_token), 0, ptok, sizeof ptok)) <= 0)
+        ptok[0] = '\0', pl = 1;
+    if (ql < 0)
+        qtok[0] = '\0', ql = 1;
+    char *xff = forwarded_for(cr);
     auth_input_t in = {
-        .path_token = path_token,
-        .query_token = evhttp_find_header(&params, "token"),
-        .authorization = evhttp_find_header(hdrs, "Authorization"),
-        .peer = peer,
+        .path_token = path_token ? ptok : NULL,
+        .path_token_len = (size_t)pl,
+        .query_token = ql ? qtok : NULL,
+        .query_token_len = (size_t)ql,
+        .authorization = conn_req_header(cr, "Authorization"),
+        .peer = conn_req_peer_addr(cr),
         .forwarded_for = xff,
-        .wh_id = evhttp_find_header(hdrs, "webhook-id"),
-        .wh_timestamp = evhttp_find_header(hdrs, "webhook-timestamp"),
-        .wh_signature = evhttp_find_header(hdrs, "webhook-signature"),
-        .hub_signature = evhttp_find_header(hdrs, "X-Hub-Signature-256"),
+        .wh_id = conn_req_header(cr, "webhook-id"),
+        .wh_timestamp = conn_req_header(cr, "webhook-timestamp"),
+        .wh_signature = conn_req_header(cr, "webhook-signature"),
+        .hub_signature = conn_req_header(cr, "X-Hub-Signature-256"),
         .body = body,
         .body_len = len,
         .now_s = hbtime_now_ms() / 1000,
@@ -261,17 +280,17 @@ static int check_auth(http_req_t *r, const auth_t *auth, const char *path_token,
     auth_result_t v;
     auth_check(auth, &in, &v);
     free(xff);
-    evhttp_clear_headers(&params);
     if (v.allowed)
         return 0;
     r->srv->auth_failures++;
+    redact(r->srv, v.detail);
+    redact(r->srv, v.client);
     /* Only the verdict is logged: never the token, the credentials or a signature. */
     log_warn("http", "request denied by access control", "endpoint", http_req_endpoint(r),
-             "request_id", r->id, "peer", r->peer, "client", v.client, "#status",
+             "request_id", r->id, "peer", http_req_peer(r), "client", v.client, "#status",
              (long long)v.status, "error", v.error, "detail", v.detail, NULL);
     if (v.want_basic)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                          "Basic realm=\"hookbridge\", charset=\"UTF-8\"");
+        req_add_header(r, "WWW-Authenticate", "Basic realm=\"hookbridge\", charset=\"UTF-8\"");
     finish_error(r, v.status, v.error, v.detail, 0);
     return -1;
 }
@@ -295,75 +314,93 @@ static void request_id_init(http_server_t *s) {
         s->rid_prefix = (uint64_t)hbtime_now_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
 }
 
-static void on_request(struct evhttp_request *req, void *arg) {
+static http_req_t *req_take(http_server_t *s) {
+    http_req_t *r = s->pool;
+    if (r)
+        s->pool = r->next_free;
+    else if (!(r = malloc(sizeof *r)))
+        return NULL;
+    r->srv = s;
+    r->replay_window_s = 0;
+    r->wh_id[0] = '\0';
+    r->extra[0] = '\0';
+    r->extra_len = 0;
+    return r;
+}
+
+static void on_request(void *arg, conn_req_t *cr) {
     http_server_t *s = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    const h1_error_t *ferr = conn_req_error(cr);
     char detail[512];
 
-    /* The request has arrived whole: its deadline is over (conn.h). Too many header fields are
-     * refused before anything else is looked at (counted under "other": no endpoint yet). */
-    if (conn_request_arrived(s->conns, req, detail, sizeof detail) != 0) {
-        refuse(s, HTTP_EP_OTHER, req, 431, "too_many_headers", detail);
+    /* Refused by the framing, or too many header fields: before anything else is looked at
+     * (counted under "other": no endpoint yet). */
+    if (ferr) {
+        refuse(s, HTTP_EP_OTHER, cr, ferr->status, ferr->code, ferr->detail, NULL);
         return;
     }
-    if (!path || !*path)
-        path = "/";
+    const char *path = conn_req_path(cr);
+    h1_method_t method = conn_req_method(cr);
     if (strcmp(path, "/healthz") == 0) {
-        if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-            refuse(s, HTTP_EP_HEALTHZ, req, 405, "method_not_allowed", "use GET on /healthz");
+        if (method != H1_GET && method != H1_HEAD) {
+            refuse(s, HTTP_EP_HEALTHZ, cr, 405, "method_not_allowed", "use GET on /healthz",
+                   "Allow: GET, HEAD\r\n");
             return;
         }
-        send_counted(s, HTTP_EP_HEALTHZ, req, 200, "{\"status\":\"ok\"}\n", 16);
+        send_counted(s, HTTP_EP_HEALTHZ, cr, 200, NULL, "{\"status\":\"ok\"}\n", 16);
         return;
     }
     const char *path_token, *under;
     int idx = endpoint_set_match(s->endpoints, path, &path_token, &under);
     if (idx < 0) {
-        /* What follows an endpoint path may be a (wrong or mistyped) token: keep it out of the
-         * answer and the log. */
-        char shown[208];
+        /* The path is never quoted: a mistyped URL may hold the real token (http.h). */
         if (under)
-            snprintf(detail, sizeof detail, "no endpoint at %s/...",
-                     echo_text(under, strlen(under), 200, shown, sizeof shown));
+            snprintf(detail, sizeof detail, "no endpoint at %s/...", under);
         else
-            snprintf(detail, sizeof detail, "no endpoint at %s",
-                     echo_text(path, strlen(path), 200, shown, sizeof shown));
-        refuse(s, HTTP_EP_OTHER, req, 404, "not_found", detail);
+            snprintf(detail, sizeof detail, "no endpoint at this path");
+        refuse(s, HTTP_EP_OTHER, cr, 404, "not_found", detail, NULL);
         return;
     }
     const endpoint_t *ep = endpoint_set_get(s->endpoints, (size_t)idx);
-    http_req_t *r = calloc(1, sizeof *r);
+    http_req_t *r = req_take(s);
     if (!r) {
-        send_error(s, s->ep_slot[idx], req, 503, "nomem", "out of memory", 1);
+        send_error(s, s->ep_slot[idx], cr, 503, "nomem", "out of memory", "Retry-After: 1\r\n");
         return;
     }
-    r->ev = req;
-    r->srv = s;
+    r->cr = cr;
     r->slot = s->ep_slot[idx];
     next_request_id(s, r->id);
-    peer_of(req, r->peer, sizeof r->peer, 1);
     /* Set now, so that every answer to this request carries it, errors included. */
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", r->id);
-    if (method != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+    req_add_header(r, "X-Request-Id", r->id);
+    if (method != H1_POST) {
+        req_add_header(r, "Allow", "POST");
         http_reply_error(r, 405, "method_not_allowed", "webhooks are delivered with POST", 0);
         return;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
+    size_t len;
+    const char *body = conn_req_body(cr, &len);
     log_debug("http", "request received", "endpoint", endpoint_name(ep), "request_id", r->id,
-              "peer", r->peer, "#bytes", (long long)len, NULL);
+              "peer", http_req_peer(r), "#bytes", (long long)len, NULL);
     /* Access control before anything else about the request: a stranger learns nothing from
-     * our content-type or size answers. The body is already read (HMAC needs it); one
-     * contiguous view, without a copy when it already is one chunk. */
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+     * our content-type or size answers. */
     const auth_t *auth = endpoint_auth(ep);
     if (auth && check_auth(r, auth, path_token, body, len) != 0)
         return;
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    int64_t window = auth_replay_window_s(auth);
+    const char *wid = window > 0 ? conn_req_header(cr, "webhook-id") : NULL;
+    if (wid && strlen(wid) <= WH_ID_MAX) {
+        char id[MSG_ID_LEN + 1];
+        if (replay_lookup(s->replay, endpoint_name(ep), wid, hbtime_now_ms() / 1000, id)) {
+            log_info("http", "webhook-id seen before: answered with its envelope id, not "
+                     "published again", "endpoint", endpoint_name(ep), "request_id", r->id,
+                     "peer", http_req_peer(r), "id", id, NULL);
+            http_reply_accepted(r, id);
+            return;
+        }
+        r->replay_window_s = window;
+        snprintf(r->wh_id, sizeof r->wh_id, "%s", wid);
+    }
+    const char *ct = conn_req_header(cr, "Content-Type");
     if (!is_json_type(ct)) {
         char shown[108];
         snprintf(detail, sizeof detail, "content type must be application/json, got %s",
@@ -415,64 +452,10 @@ int http_set_endpoints(http_server_t *s, const endpoint_set_t *set) {
     return 0;
 }
 
-int http_listen_on(struct evhttp *evh, struct event_base *base, const char *listen,
-                   struct evhttp_bound_socket **bound_out, char *errstr, size_t errlen) {
-    /* Split HOST:PORT or [V6]:PORT ourselves: evutil_parse_sockaddr_port refuses port 0. */
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    const char *h = listen;
-    size_t hl = colon ? (size_t)(colon - listen) : 0;
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (!colon || hl == 0 || hl >= sizeof host || !colon[1]) {
-        snprintf(errstr, errlen, "cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)",
-                 listen);
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                    .ai_flags = EVUTIL_AI_PASSIVE};
-    struct evutil_addrinfo *ai = NULL;
-    int gai = evutil_getaddrinfo(host, colon + 1, &hints, &ai);
-    if (gai != 0 || !ai) {
-        snprintf(errstr, errlen, "cannot resolve listen address '%s': %s", listen,
-                 evutil_gai_strerror(gai));
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    int sslen = (int)ai->ai_addrlen;
-    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    struct evconnlistener *l =
-        evconnlistener_new_bind(base, NULL, NULL,
-                                LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                1024, (struct sockaddr *)&ss, sslen);
-    if (!l) {
-        snprintf(errstr, errlen, "cannot listen on %s: %s", listen, strerror(errno));
-        return -1;
-    }
-    struct evhttp_bound_socket *bs = evhttp_bind_listener(evh, l);
-    if (!bs) {
-        evconnlistener_free(l);
-        snprintf(errstr, errlen, "cannot serve HTTP on %s", listen);
-        return -1;
-    }
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
-    if (bound_out)
-        *bound_out = bs;
-    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                             : ((struct sockaddr_in *)&bound)->sin_port);
-}
-
 http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_webhook_cb cb,
                         void *arg, char *errstr, size_t errlen) {
     http_server_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->evh = evhttp_new(base))) {
+    if (!s || !(s->replay = replay_new((size_t)cfg->auth_replay_cache_size))) {
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }
@@ -481,29 +464,23 @@ http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_we
     s->cb = cb;
     s->arg = arg;
     s->max_body = (size_t)cfg->http_max_body_bytes;
-    /* evhttp's own cap sits above ours so that most oversized bodies get our JSON 413; see
-     * http.h for the limit. */
-    evhttp_set_max_body_size(s->evh, (ev_ssize_t)(2 * s->max_body + 65536));
-    evhttp_set_max_headers_size(s->evh, (ev_ssize_t)cfg->http_max_header_bytes);
-    struct timeval idle = {(time_t)(cfg->http_idle_timeout_ms / 1000),
-                           (suseconds_t)(cfg->http_idle_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(s->evh, &idle);
-    /* Every method reaches on_request, so wrong ones get our JSON 405, not libevent's. */
-    evhttp_set_allowed_methods(s->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                           EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(s->evh, "application/json");
-    evhttp_set_flags(s->evh, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_gencb(s->evh, on_request, s);
-    if (!(s->conns = conn_new(base, s->evh, cfg, errstr, errlen)))
+    conn_opts_t o = {
+        .component = "http",
+        .listen = cfg->http_listen,
+        .max_connections = (uint64_t)cfg->http_max_connections,
+        .request_timeout_ms = cfg->http_request_timeout_ms,
+        .idle_timeout_ms = cfg->http_idle_timeout_ms,
+        .max_header_bytes = (size_t)cfg->http_max_header_bytes,
+        .max_headers = (size_t)cfg->http_max_headers,
+        .max_body = (uint64_t)cfg->http_max_body_bytes,
+    };
+    if (conn_tls_from_config(cfg, &o.tls, errstr, errlen) != 0)
         goto fail;
-    if ((s->port = http_listen_on(s->evh, base, cfg->http_listen, &s->bound, errstr, errlen)) < 0)
+    if (!(s->conns = conn_new(base, &o, on_request, s, errstr, errlen)))
         goto fail;
-    conn_set_listener(s->conns, evhttp_bound_socket_get_listener(s->bound));
     char addr[320];
     snprintf(addr, sizeof addr, "%.*s:%d", (int)(strrchr(cfg->http_listen, ':') - cfg->http_listen),
-             cfg->http_listen, s->port);
+             cfg->http_listen, conn_port(s->conns));
     log_info("http", "listening", "addr", addr, "tls", conn_tls_enabled(s->conns) ? "on" : "off",
              NULL);
     return s;
@@ -512,9 +489,10 @@ fail:
     return NULL;
 }
 
-int http_port(const http_server_t *s) { return s->port; }
+int http_port(const http_server_t *s) { return conn_port(s->conns); }
 
 uint64_t http_auth_failures(const http_server_t *s) { return s ? s->auth_failures : 0; }
+uint64_t http_replay_hits(const http_server_t *s) { return s ? replay_hits(s->replay) : 0; }
 
 struct conn *http_conns(const http_server_t *s) { return s ? s->conns : NULL; }
 
@@ -536,29 +514,28 @@ uint64_t http_answer_count(const http_server_t *s, size_t slot, int status) {
 }
 
 void http_when_flushed(http_server_t *s, void (*cb)(void *arg), void *arg) {
-    if (s->replies_unsent == 0) {
-        cb(arg);
-        return;
-    }
-    s->flushed = cb;
-    s->flushed_arg = arg;
+    conn_when_flushed(s->conns, cb, arg);
 }
 
+void http_set_stopping(http_server_t *s) { conn_set_stopping(s->conns); }
+
 void http_stop_accepting(http_server_t *s) {
-    /* Closing the listener stops new connections; open ones finish their requests. */
-    conn_set_listener(s->conns, NULL); /* a closing connection must not re-enable it */
-    if (s->bound) {
-        evhttp_del_accept_socket(s->evh, s->bound);
-        s->bound = NULL;
-    }
+    conn_stop_accepting(s->conns);
+    conn_close_idle(s->conns);
 }
+
+size_t http_open_connections(const http_server_t *s) { return conn_open_count(s->conns); }
 
 void http_free(http_server_t *s) {
     if (!s)
         return;
-    if (s->evh)
-        evhttp_free(s->evh);
-    conn_free(s->conns); /* after evhttp_free: it outlives the connections being finalized */
+    conn_free(s->conns);
+    replay_free(s->replay);
+    while (s->pool) {
+        http_req_t *r = s->pool;
+        s->pool = r->next_free;
+        free(r);
+    }
     free(s->ep_slot);
     free(s->ep_counters);
     free(s);

@@ -1,5 +1,7 @@
-/* http.h: the webhook listener (libevent evhttp): checks method, path, content type and size,
- * hands accepted bodies on, and writes JSON answers.
+/* http.h: the webhook listener: checks method, path, access control, content type and size,
+ * hands accepted bodies on, and writes JSON answers. Served by conn.h's HTTP/1.1 server, which
+ * frames requests strictly (h1.h); every answer this listener sends is written here, counted,
+ * and has a JSON body, framing errors included.
  *
  * The paths served are those of the endpoint set (endpoint.h), swapped whole on a reload.
  * Every request to an endpoint gets a request id when it arrives (32 lowercase hex: a random
@@ -7,23 +9,26 @@
  * errors included, and named in every log line about the request, with the endpoint.
  *
  * Access control (auth.h, the endpoint's) runs after the path and method checks and before
- * everything else; with tokens set, "<path>/<token>" is the endpoint's path too. A denied
- * request gets 401 or 403, is counted (http_auth_failures) and logged without any secret.
+ * everything else; with tokens set, "<path>/<token>" is the endpoint's path too. A token in the
+ * path or in ?token= is percent-decoded and compared over its exact bytes. A denied request
+ * gets 401 or 403, is counted (http_auth_failures) and logged without any secret.
+ *
+ * Secrets: no answer or log line of this listener repeats a configured secret. A 404 never
+ * quotes the path (a mistyped URL may carry the real token: "/WEBHOOKS/CLOUD66/<token>"): it
+ * names the endpoint path the request fell under, if any; every other detail that quotes
+ * client text is masked with auth_redact for every endpoint's secrets.
+ *
+ * Standard Webhooks replay: with Standard Webhooks configured on an endpoint, a request whose
+ * webhook-id (verified by its signature) was answered 202 within the signature tolerance gets
+ * 202 with the same envelope id and is not handed on (replay.h; counted: http_replay_hits).
  *
  * Errors are answered as {"error":"<code>","detail":"<what was wrong>"} with the status:
- * 400 (body), 401 (credentials, with WWW-Authenticate for Basic), 403 (source address),
- * 404 (path), 405 (method, with Allow), 413 (size), 415 (content type),
- * 422 (no event_type), 431 (more than http.max_headers header fields: too_many_headers, checked
- * first, counted under "other"; the connection stays open), 503 (cannot make the event safe,
- * with Retry-After).
- * libevent answers a few requests itself, with its own HTML page, and the request callback never
- * sees them (nor do the answer counters):
- *   - a body larger than twice http.max_body_bytes (plus 64 KiB): 413; up to that size the
- *     answer is ours;
- *   - a request line plus headers over http.max_header_bytes, or a garbled request line: 400 Bad
- *     Request (not 431) with Connection: close, and the connection is closed once it is written
- *     (evhttp_connection_fail_ with EVREQ_HTTP_INVALID_HEADER, then evhttp_send_error).
- * Connection-level limits (max connections, the request deadline, TLS) are conn.h's.
+ * 400 (framing: bad_request; body: invalid_json, ...), 401 (credentials, with WWW-Authenticate
+ * for Basic), 403 (source address), 404 (path), 405 (method, with Allow), 413 (size), 415
+ * (content type), 422 (no event_type), 431 (header bytes: headers_too_large, closes; header
+ * count: too_many_headers, the connection stays open), 503 (cannot make the event safe, with
+ * Retry-After), 505 (HTTP version). Framing errors (conn.h) are counted under "other" and
+ * close the connection.
  *
  * @locality the event-loop thread.
  */
@@ -31,7 +36,6 @@
 #define HB_HTTP_H
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,7 +52,7 @@ typedef struct http_req http_req_t;
  * per webhook endpoint name (http_counter_count, http_counter_label). */
 typedef enum http_endpoint {
     HTTP_EP_HEALTHZ, /* /healthz */
-    HTTP_EP_OTHER,   /* any other path (answered 404) */
+    HTTP_EP_OTHER,   /* any other path (answered 404), and requests refused by the framing */
     HTTP_EP__FIXED
 } http_endpoint_t;
 
@@ -73,9 +77,7 @@ int http_set_endpoints(http_server_t *s, const endpoint_set_t *set);
 int http_port(const http_server_t *s);
 
 /* Answers this listener has sent, by counter slot (0 .. http_counter_count - 1) and status
- * (100..599; 0 for any other status). Counted where each answer is sent; libevent's own answers
- * (e.g. its 413 for a body past its cap, 400 for a garbled request line) are not seen and not
- * counted. */
+ * (100..599; 0 for any other status). Counted where each answer is sent: every answer. */
 uint64_t http_answer_count(const http_server_t *s, size_t slot, int status);
 size_t http_counter_count(const http_server_t *s);
 /* A slot's label: "healthz", "other" or the endpoint's name; owned by s. */
@@ -83,22 +85,19 @@ const char *http_counter_label(const http_server_t *s, size_t slot);
 
 /* Requests denied by access control (401 or 403) since http_new; 0 for NULL. */
 uint64_t http_auth_failures(const http_server_t *s);
+/* Standard Webhooks deliveries answered from the replay cache; 0 for NULL. */
+uint64_t http_replay_hits(const http_server_t *s);
 
 /* The connection limits and TLS of the listener (conn.h: conn_get_stats; conn_set_tls on a
  * reload), owned by s; NULL for NULL. */
 struct conn *http_conns(const http_server_t *s);
-
-/* Binds a listener for "HOST:PORT" or "[V6]:PORT" to an evhttp; returns the bound port or -1
- * with errstr. Shared with the admin listener. */
-int http_listen_on(struct evhttp *h, struct event_base *base, const char *listen,
-                   struct evhttp_bound_socket **bound_out, char *errstr, size_t errlen);
 
 /* 202 {"id":"<id>"}. Frees req. */
 void http_reply_accepted(http_req_t *req, const char *id);
 /* status with {"error":code,"detail":detail}; retry_after_s > 0 adds Retry-After. Frees req. */
 void http_reply_error(http_req_t *req, int status, const char *code, const char *detail,
                       int retry_after_s);
-/* The client address of req, for logs ("ip:port"). */
+/* The client address of req, for logs ("ip:port", "[v6]:port"). */
 const char *http_req_peer(const http_req_t *req);
 /* The request id (HTTP_REQUEST_ID_LEN lowercase hex chars; valid until req is answered) and
  * its endpoint's name (owned by the server; read it when needed, do not keep it: a reload may
@@ -110,16 +109,20 @@ const char *http_req_endpoint(const http_req_t *req);
  * already so). A client that stops reading can hold this up: callers bound the wait. */
 void http_when_flushed(http_server_t *s, void (*cb)(void *arg), void *arg);
 
-/* Stops accepting new connections; requests in progress are still answered. */
+/* A graceful stop began: every answer from now on carries Connection: close (conn.h). */
+void http_set_stopping(http_server_t *s);
+
+/* Stops accepting new connections and closes those between requests; requests in progress are
+ * still answered. */
 void http_stop_accepting(http_server_t *s);
+
+/* Connections still open. */
+size_t http_open_connections(const http_server_t *s);
 
 /* Frees the server and its connections. Answer every request first. NULL is fine. */
 void http_free(http_server_t *s);
 
 /* Appends the error body every listener answers with: {"error":code,"detail":detail}. */
 void http_format_error(buf_t *b, const char *code, const char *detail);
-
-/* Writes a JSON error body into an evhttp request and sends it (for the admin listener). */
-void http_send_json(struct evhttp_request *req, int status, const char *json, size_t len);
 
 #endif

@@ -106,8 +106,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     log_info("main", "stopping: no new connections, finishing in-flight events", "signal",
              strsignal((int)sig), NULL);
     bridge_shutdown(rs->bridge, on_stopped, rs);
-    /* Everything is safe in Kafka or the spool by then; this only bounds how long answers may
-     * take to reach slow clients. */
+    /* The stop's own steps end within the budget (bridge.h); past it and 5 s for answers to
+     * reach slow clients, the loop ends anyway. */
     struct timeval tv = {(time_t)(rs->shutdown_timeout_ms / 1000 + 5), 0};
     event_base_once(rs->base, -1, EV_TIMEOUT, on_flush_deadline, rs, &tv);
 }
@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     log_set_level((log_level_t)cfg->log_level);
-    int64_t shutdown_timeout_ms = cfg->producer_shutdown_timeout_ms;
+    int64_t shutdown_timeout_ms = bridge_stop_budget_ms(cfg);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = EXIT_RUNTIME;

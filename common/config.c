@@ -49,8 +49,10 @@ static const cfg_option_t options[] = {
      "Webhook listener, HOST:PORT ([::]:PORT for IPv6; port 0 picks a free port).", 0},
     {"http.path", CFG_STRING, OFF(http_path), "/webhooks/cloud66", 1, 1024, NULL,
      "Path that accepts webhook POSTs (an endpoints entry writes it `path`).", EP},
-    {"http.max_body_bytes", CFG_INT, OFF(http_max_body_bytes), "1048576", 1, 64 * MiB, NULL,
-     "Largest request body accepted; larger gets 413 (chunked bodies count too).", 0},
+    {"http.max_body_bytes", CFG_INT, OFF(http_max_body_bytes), "131072", 1, 64 * MiB, NULL,
+     "Largest request body accepted; larger gets 413 (chunked bodies count too). The default "
+     "keeps the largest record such a body can make under librdkafka's message.max.bytes "
+     "(--check-config warns when it does not).", 0},
     {"http.max_header_bytes", CFG_INT, OFF(http_max_header_bytes), "16384", 1024, 1 * MiB,
      NULL, "Largest request line plus headers.", 0},
     {"http.idle_timeout_ms", CFG_INT, OFF(http_idle_timeout_ms), "30000", 100, 3600000, NULL,
@@ -71,6 +73,9 @@ static const cfg_option_t options[] = {
      "speaks only TLS (1.2 or later). Empty: plain HTTP.", CFG_F_RELOAD},
     {"http.tls_key_file", CFG_STRING, OFF(http_tls_key_file), "", 0, 4096, NULL,
      "PEM private key (unencrypted) of http.tls_cert_file.", CFG_F_RELOAD},
+    {"http.shutdown_grace_ms", CFG_INT, OFF(http_shutdown_grace_ms), "5000", 0, 600000, NULL,
+     "On SIGTERM, keep serving webhooks this long (answers carry Connection: close; /readyz "
+     "says 503 at once) so a load balancer can take the instance out, then stop accepting.", 0},
     {"admin.listen", CFG_STRING, OFF(admin_listen), "127.0.0.1:8081", 0, 300, NULL,
      "Admin listener (/healthz, /readyz, /metrics), HOST:PORT; empty turns it off.", 0},
     {"log.level", CFG_ENUM, OFF(log_level), "info", 0, 0, level_choices,
@@ -124,6 +129,10 @@ static const cfg_option_t options[] = {
      "Secrets for X-Hub-Signature-256 (HMAC-SHA256 of the body); any one matching passes.", EP},
     {"auth.signature_tolerance_s", CFG_INT, OFF(auth_signature_tolerance_s), "300", 1, 86400,
      NULL, "Largest gap, either way, between webhook-timestamp and the receive time.", EP},
+    {"auth.replay_cache_size", CFG_INT, OFF(auth_replay_cache_size), "10000", 0, 10000000,
+     NULL, "Standard Webhooks webhook-ids remembered with the envelope id answered, so a retry "
+     "within auth.signature_tolerance_s gets the same 202 and is not published again (0: off).",
+     0},
     {"endpoints", CFG_FREEFORM, 0, "()", 0, 0, NULL,
      "List of webhook endpoints, { name = \"NAME\"; path = \"/PATH\"; ... }, each overriding "
      "the options marked per endpoint. Empty: one endpoint, \"webhook\", at http.path.",
