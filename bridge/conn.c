@@ -457,6 +457,8 @@ static void on_write(struct bufferevent *bev, void *arg) {
 static void on_event(struct bufferevent *bev, short what, void *arg) {
     (void)bev;
     conn_link_t *k = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* the TLS handshake is done (on_tls_info saw it) */
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !k->lingering &&
         k->phase != CONN_HANDSHAKE) {
         /* A half-close: what was read is still answered. */
