@@ -36,6 +36,32 @@ struct bridge {
     int64_t stop_drain_until_ms;
 };
 
+/* The largest record a body of n bytes can make: the envelope repeats the stack uid as the
+ * subject, the key and, percent-encoded (3 bytes for 1), in the source, so a body that is
+ * nearly all uid grows about 6 times; plus the envelope's own members and the headers. */
+#define BRIDGE_RECORD_GROWTH 6
+#define BRIDGE_RECORD_OVERHEAD 16384
+
+/* Warns (at start, on a reload and in --check-config) when a valid body within
+ * http.max_body_bytes could make a record larger than librdkafka's message.max.bytes: such an
+ * event would be refused with 413 event_too_large although its body is within the limit. */
+static void warn_body_vs_record(const hb_config_t *cfg, rd_kafka_conf_t *kc) {
+    char v[32];
+    size_t vl = sizeof v;
+    if (rd_kafka_conf_get(kc, "message.max.bytes", v, &vl) != RD_KAFKA_CONF_OK)
+        return;
+    long long mmb = atoll(v);
+    long long worst = (long long)cfg->http_max_body_bytes * BRIDGE_RECORD_GROWTH +
+                      BRIDGE_RECORD_OVERHEAD;
+    if (worst > mmb)
+        log_warn("config", "http.max_body_bytes plus the envelope can exceed librdkafka's "
+                 "message.max.bytes: such events get 413 event_too_large; lower "
+                 "http.max_body_bytes or raise kafka.message_max_bytes (and the broker's "
+                 "max.message.bytes)", "file", cfg->path ? cfg->path : "(defaults)",
+                 "#max_body_bytes", (long long)cfg->http_max_body_bytes, "#worst_record_bytes",
+                 worst, "#message_max_bytes", mmb, NULL);
+}
+
 hb_config_t *bridge_config_load(const char *path, char *errstr, size_t errlen) {
     hb_config_t *cfg = path ? config_load(path, errstr, errlen) : config_new();
     if (!cfg) {
@@ -61,6 +87,7 @@ hb_config_t *bridge_config_load(const char *path, char *errstr, size_t errlen) {
     rd_kafka_conf_t *kc = producer_conf_build(cfg, errstr, errlen);
     if (!kc)
         goto fail;
+    warn_body_vs_record(cfg, kc);
     rd_kafka_conf_destroy(kc);
     /* The TLS files are read and checked by conn.c: PEM, and that the key fits the certificate. */
     SSL_CTX *tls = NULL;

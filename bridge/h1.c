@@ -289,10 +289,8 @@ h1_result_t h1_parse_chunked(const char *p, size_t n, uint64_t max_body, size_t 
         }
         if (k == i)
             return bad(err, "a chunk size that is not a hex number");
-        /* Then optional whitespace, and chunk extensions after a ';' (ignored, but no control
-         * characters); nothing else. */
-        while (k < eol && (p[k] == ' ' || p[k] == '\t'))
-            k++;
+        /* Then the line's end, or chunk extensions after a ';' (ignored, but no control
+         * characters). No whitespace around the size: proxies disagree on what it means. */
         if (k < eol && p[k] != ';')
             return bad(err, "a chunk size that is not a hex number");
         for (; k < eol; k++) {

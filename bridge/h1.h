@@ -24,7 +24,8 @@
  *   - HTTP/1.1 without Host, or several Host fields;
  *   - a head past lim->max_head bytes: 431 "headers_too_large";
  *   - a declared or decoded body past lim->max_body: 413 "body_too_large";
- *   - a chunk size that is not 1*HEXDIG ("0x3a", "+3a", " 3a", empty), longer than 15 digits,
+ *   - a chunk size that is not 1*HEXDIG ("0x3a", "+3a", " 3a", "3a ", empty), longer than 15
+ *     digits (leading zeros included),
  *     a chunk not followed by CRLF, a malformed chunk extension or trailer field.
  * Leading empty lines before the request line are skipped (RFC 9112 2.2 allows it).
  * More than lim->max_fields header fields is not a framing error: the head is parsed whole

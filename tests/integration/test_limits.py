@@ -1,6 +1,6 @@
 """Connection-level limits and TLS of the webhook listener, through the real hookbridge binary
 against librdkafka's mock cluster: too many header fields get 431 and the connection still
-serves; too many header bytes get libevent's own 400 and a close; a client trickling its
+serves; too many header bytes get our JSON 431 and a close; a client trickling its
 request is cut at http.request_timeout_ms while others are served and idle keep-alive time is
 not counted, nor is the time a pipelined request waits for our answer to the one before, but a
 request whose start came with the one before is timed; at http.max_connections a new client
@@ -128,20 +128,23 @@ class HeaderLimitsTest(LimitsBase):
                                    status="431"), 1)
             self.check_outcome(bridge, landed=[at_limit, after], refused=[over])
 
-    def test_too_many_header_bytes_get_libevents_400_and_a_close(self):
+    def test_too_many_header_bytes_get_431_and_a_close(self):
         with hbtest.Bridge(bootstrap=self.kafka, http={"max_header_bytes": 1024}) as bridge:
             big = self.tag("big")
             sock = raw_connect(bridge)
             sock.sendall(raw_post(big, b"X-Pad: " + b"a" * 2000 + b"\r\n"))
             answer = read_until_eof(sock)
             sock.close()
-            # libevent answers by itself, as http.h and the README say: 400, its HTML page,
-            # Connection: close, and the connection is closed.
+            # Our JSON 431, Connection: close, and the connection is closed (where the next
+            # request would start is unknown).
             head, _, page = answer.partition(b"\r\n\r\n")
-            self.assertTrue(head.startswith(b"HTTP/1.1 400 Bad Request"), answer[:200])
+            self.assertTrue(head.startswith(b"HTTP/1.1 431 "), answer[:200])
             self.assertIn(b"Connection: close", head)
-            self.assertIn(b"Content-Type: text/html", head)
-            self.assertIn(b"<HTML>", page)
+            self.assertIn(b"Content-Type: application/json", head)
+            self.assertEqual(json.loads(page)["error"], "headers_too_large")
+            m = metrics(bridge)
+            self.assertEqual(m.get("hookbridge_http_requests_total", endpoint="other",
+                                   status="431"), 1)
             ok = self.tag("ok")
             status, _, data = bridge.post(body=body_for(ok))
             self.assertEqual(status, 202, data)
