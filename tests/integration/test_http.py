@@ -456,5 +456,148 @@ class GracefulStopTest(unittest.TestCase):
             self.assertEqual(sorted(set(tags) & set(ok)), sorted(ok), "a 2xx is not in Kafka")
 
 
+# ---- differential: the same requests through h11 ---------------------------------------------
+
+def import_h11():
+    try:
+        import h11
+    except ImportError:
+        # Debian's python3-h11 lives in the system's dist-packages; the interpreter CTest found
+        # may be another one.
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            import h11
+        except ImportError:
+            raise unittest.SkipTest("h11 is not installed (Debian: python3-h11)") from None
+    return h11
+
+
+def h11_refuses(h11, raw):
+    """True when h11, as a server, refuses raw (RemoteProtocolError) before a whole request."""
+    conn = h11.Connection(h11.SERVER)
+    try:
+        conn.receive_data(raw)
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                raise AssertionError(f"h11 wants more of a corpus entry: {raw[:80]!r}")
+            if isinstance(event, h11.EndOfMessage):
+                return False
+    except h11.RemoteProtocolError:
+        return True
+
+
+_H = b"POST /p HTTP/1.1\r\nHost: x\r\n"
+_TE = _H + b"Transfer-Encoding: chunked\r\n\r\n"
+# (name, raw); each a whole request (with Connection: close added below where it has a head).
+CORPUS = [
+    ("plain GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("POST with length", _H + b"Content-Length: 5\r\n\r\nhello"),
+    ("HTTP/1.0 without Host", b"GET / HTTP/1.0\r\n\r\n"),
+    ("chunked", _TE + b"5\r\nhello\r\n0\r\n\r\n"),
+    ("chunked upper-case coding", _H + b"Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"),
+    ("chunk extension", _TE + b"5;a=b\r\nhello\r\n0\r\n\r\n"),
+    ("trailer field", _TE + b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
+    ("empty field value", _H + b"X-A:\r\nContent-Length: 0\r\n\r\n"),
+    ("trailing whitespace in a value", _H + b"X-A: v \t\r\nContent-Length: 0\r\n\r\n"),
+    ("obs-text in a value", _H + b"X-A: caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n"),
+    ("unknown method", b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("asterisk target", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("absolute target", b"GET http://x/p HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("length with a leading zero", _H + b"Content-Length: 05\r\n\r\nhello"),
+    ("two unequal lengths", _H + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+    ("space before colon", _H + b"Content-Length : 5\r\n\r\nhello"),
+    ("length +5", _H + b"Content-Length: +5\r\n\r\nhello"),
+    ("length -5", _H + b"Content-Length: -5\r\n\r\n"),
+    ("length 12abc", _H + b"Content-Length: 12abc\r\n\r\n"),
+    ("empty length", _H + b"Content-Length: \r\n\r\n"),
+    ("length with TE", _H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("gzip coding", _H + b"Transfer-Encoding: gzip\r\n\r\n"),
+    ("identity coding", _H + b"Transfer-Encoding: identity\r\n\r\n"),
+    ("chunk size 0x", _TE + b"0x5\r\nhello\r\n0\r\n\r\n"),
+    ("chunk size +", _TE + b"+5\r\nhello\r\n0\r\n\r\n"),
+    ("chunk size with a leading space", _TE + b" 5\r\nhello\r\n0\r\n\r\n"),
+    ("chunk size with a space before ;", _TE + b"5 ;a\r\nhello\r\n0\r\n\r\n"),
+    ("chunk without CRLF", _TE + b"5\r\nhelloXX0\r\n\r\n"),
+    ("bad trailer", _TE + b"5\r\nhello\r\n0\r\nBad T\r\n\r\n"),
+    ("no Host", b"GET / HTTP/1.1\r\n\r\n"),
+    ("two Host", _H + b"Host: y\r\n\r\n"),
+    ("bare CR in a value", _H + b"X-A: a\rb\r\n\r\n"),
+    ("non-ASCII target", b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("tab in the request line", b"GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("two spaces in the request line", b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("lower-case version", b"GET / http/1.1\r\nHost: x\r\n\r\n"),
+    ("no colon", _H + b"X-A v\r\n\r\n"),
+    ("empty field name", _H + b": v\r\n\r\n"),
+    # Refused by us, taken by h11 (see EXCEPTIONS).
+    ("two equal lengths", _H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+    ("length list 5, 5", _H + b"Content-Length: 5, 5\r\n\r\nhello"),
+    ("bare LF", b"GET / HTTP/1.1\nHost: x\n\n"),
+    ("obs-fold", _H + b"X-A: 1\r\n 2\r\n\r\n"),
+    ("control character in a value", _H + b"X-A: a\x01b\r\n\r\n"),
+    ("DEL in a value", _H + b"X-A: a\x7fb\r\n\r\n"),
+    ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+    ("chunked in HTTP/1.0", b"POST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("chunk size of 16 digits", _TE + b"0000000000000005\r\nhello\r\n0\r\n\r\n"),
+    ("chunk size with trailing space", _TE + b"5 \r\nhello\r\n0\r\n\r\n"),
+    # Taken by us, refused by h11 (see THEY_REFUSE).
+    ("empty line before the request", b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+]
+
+# Where the two parsers differ, and why ours is right for an internet-facing receiver.
+EXCEPTIONS = {
+    # We refuse, h11 accepts:
+    "two equal lengths": "RFC 9112 6.3 lets a recipient merge identical values; issue 12 asks "
+                         "for 400: any second Content-Length is a smuggling attempt here",
+    "length list 5, 5": "as above",
+    "bare LF": "RFC 9112 2.2 only allows (MAY) a bare LF; proxies disagree about it",
+    "obs-fold": "RFC 9112 5.2: a server MUST reject obs-fold or unfold it; we reject",
+    "control character in a value": "RFC 9110 5.5: not a valid field value",
+    "DEL in a value": "as above",
+    "HTTP/2.0": "h11 takes any 1-digit version; we answer 505 to what is not 1.0 or 1.1",
+    "length with TE": "RFC 9112 6.3 lets a server reject it, and it is the classic smuggling "
+                      "request; h11 lets Transfer-Encoding win",
+    "chunked in HTTP/1.0": "RFC 9112 6.1: such a message MUST be treated as faulty",
+    "chunk size of 16 digits": "an overlong size is refused (issue 12), zeros or not",
+    "chunk size with trailing space": "no whitespace in a chunk-size line: proxies disagree",
+}
+
+
+# h11 refuses, we accept: never a framing question, only robustness the RFC asks for.
+THEY_REFUSE = {
+    "empty line before the request": "RFC 9112 2.2: a server SHOULD ignore at least one empty "
+                                     "line received before the request line",
+}
+
+
+class DifferentialTest(unittest.TestCase):
+    def test_refusals_agree_with_h11(self):
+        h11 = import_h11()
+        with hbtest.MockCluster(brokers=1, topics=[TOPIC + ":1"]) as kafka, \
+                hbtest.Bridge(bootstrap=kafka) as bridge:
+            rows = []
+            for name, raw in CORPUS:
+                theirs = h11_refuses(h11, raw)
+                data, _ = exchange(bridge.host, bridge.port, raw, shut=True)
+                status = parse_answers(data)[0][0] if data else None
+                body = parse_answers(data)[0][2] if data else b"{}"
+                error = json.loads(body).get("error") if body.startswith(b"{") else None
+                ours = error in ("bad_request", "headers_too_large", "version_not_supported")
+                rows.append((name, ours, theirs, status))
+            report = "\n".join(f"{n:36} ours={'refuse' if o else 'accept'} "
+                               f"h11={'refuse' if t else 'accept'} ({s})"
+                               for n, o, t, s in rows)
+            for name, ours, theirs, _ in rows:
+                with self.subTest(name):
+                    if name in EXCEPTIONS:
+                        self.assertTrue(ours and not theirs,
+                                        f"{name}: no longer an exception\n{report}")
+                    elif name in THEY_REFUSE:
+                        self.assertTrue(theirs and not ours,
+                                        f"{name}: no longer an exception\n{report}")
+                    else:
+                        self.assertEqual(ours, theirs, f"{name}: the parsers differ\n{report}")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
