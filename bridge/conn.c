@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,8 +63,8 @@ struct conn_link {
     int lingering;           /* write side shut; reading and dropping until EOF or the timer */
     int peer_done;           /* the client closed its side: answer what was read, then close */
     int continue_sent;       /* 100 Continue written for the request being received */
-    size_t consume;          /* input bytes of the request in progress (head + body) */
-    buf_t chunked;           /* the decoded chunked body (kept for the next request) */
+    int read_paused;         /* reading stopped: too much pipelined input while busy */
+    buf_t body;              /* the body of the request in progress (kept for the next one) */
     LIST_ENTRY(conn_link) entry;
     char peer[INET6_ADDRSTRLEN + 16]; /* "ip:port" or "[v6]:port" */
     char addr[INET6_ADDRSTRLEN];
@@ -375,7 +376,7 @@ static void link_close(conn_link_t *k) {
 static void link_free(conn_link_t *k) {
     if (k->timer)
         event_free(k->timer);
-    buf_free(&k->chunked);
+    buf_free(&k->body);
     free(k);
 }
 
@@ -425,18 +426,20 @@ static void on_read(struct bufferevent *bev, void *arg) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    if (k->busy || k->writing || k->closing)
-        return; /* parsed once the answer is written */
+    if (k->busy || k->writing || k->closing) {
+        /* Parsed once the answer is written. A client that pipelines far ahead waits. */
+        if (evbuffer_get_length(in) > k->c->lim.max_head + k->c->max_wire && !k->read_paused) {
+            k->read_paused = 1;
+            bufferevent_disable(k->bev, EV_READ);
+        }
+        return;
+    }
     link_process(k);
 }
 
-/* The output is empty: the answer is in the kernel. */
-static void on_write(struct bufferevent *bev, void *arg) {
-    (void)bev;
-    conn_link_t *k = arg;
+/* The answer is all in the kernel: the next request may be parsed. */
+static void answer_sent(conn_link_t *k) {
     conn_t *c = k->c;
-    if (!k->writing)
-        return;
     k->writing = 0;
     c->unsent--;
     if (k->closing) {
@@ -446,12 +449,23 @@ static void on_write(struct bufferevent *bev, void *arg) {
     }
     size_t left = evbuffer_get_length(bufferevent_get_input(k->bev));
     link_step(k, left ? CONN_EV_SENT_MORE : CONN_EV_SENT);
-    bufferevent_enable(k->bev, EV_READ);
+    if (k->read_paused) {
+        k->read_paused = 0;
+        bufferevent_enable(k->bev, EV_READ);
+    }
     if (left)
         bufferevent_trigger(k->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     else if (k->peer_done)
         link_close(k);
     flushed_check(c);
+}
+
+/* The output is empty. */
+static void on_write(struct bufferevent *bev, void *arg) {
+    (void)bev;
+    conn_link_t *k = arg;
+    if (k->writing)
+        answer_sent(k);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg) {
@@ -489,7 +503,6 @@ static void link_deliver(conn_link_t *k) {
     conn_req_t *r = &k->req;
     r->k = k;
     k->busy = 1;
-    bufferevent_disable(k->bev, EV_READ);
     link_step(k, CONN_EV_REQUEST);
     c->handler(c->arg, r);
 }
@@ -564,27 +577,32 @@ static void link_process(conn_link_t *k) {
         goto more;
     size_t head = r->h.head_len;
     switch (r->h.framing) {
+    /* The body is taken out of the input into the link's own buffer, so the input may go on
+     * filling (pipelined requests) while the handler holds the body. */
     case H1_BODY_NONE:
         r->body = "";
         r->body_len = 0;
-        k->consume = head;
+        evbuffer_drain(in, head);
         break;
     case H1_BODY_LENGTH: {
-        size_t need = head + (size_t)r->h.content_length;
-        if (len < need) {
+        size_t cl = (size_t)r->h.content_length;
+        if (len < head + cl) {
             send_continue(k);
             goto more;
         }
-        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)need);
-        if (!p) {
+        buf_reset(&k->body);
+        if (buf_reserve(&k->body, cl + 1) != HB_OK) {
             log_error(c->component, "cannot read a request: out of memory", "peer", k->peer,
                       NULL);
             link_close(k);
             return;
         }
-        r->body = p + head;
-        r->body_len = (size_t)r->h.content_length;
-        k->consume = need;
+        evbuffer_drain(in, head);
+        evbuffer_remove(in, k->body.data, cl);
+        k->body.data[cl] = '\0';
+        k->body.len = cl;
+        r->body = k->body.data;
+        r->body_len = cl;
         break;
     }
     case H1_BODY_CHUNKED: {
@@ -606,20 +624,20 @@ static void link_process(conn_link_t *k) {
             send_continue(k);
             goto more;
         }
-        buf_reset(&k->chunked);
-        if (buf_reserve(&k->chunked, blen + 1) != HB_OK) {
+        buf_reset(&k->body);
+        if (buf_reserve(&k->body, blen + 1) != HB_OK) {
             log_error(c->component, "cannot read a request: out of memory", "peer", k->peer,
                       NULL);
             link_close(k);
             return;
         }
         h1_parse_chunked(p + head, len - head, c->lim.max_body, c->max_wire, &wire, &blen,
-                         k->chunked.data, &err);
-        k->chunked.len = blen;
-        k->chunked.data[blen] = '\0';
-        r->body = k->chunked.data;
+                         k->body.data, &err);
+        k->body.len = blen;
+        k->body.data[blen] = '\0';
+        r->body = k->body.data;
         r->body_len = blen;
-        k->consume = head + wire;
+        evbuffer_drain(in, head + wire);
         break;
     }
     }
@@ -711,8 +729,6 @@ void conn_reply(conn_req_t *r, int status, const char *content_type, const char 
     int keep = !r->fatal && r->h.keep_alive && !k->peer_done;
     if (r->fatal)
         evbuffer_drain(in, evbuffer_get_length(in));
-    else
-        evbuffer_drain(in, k->consume);
     /* Stopping: close after this answer unless the client already sent the next request. */
     if (keep && c->stopping && !more_input(k))
         keep = 0;
@@ -746,16 +762,36 @@ void conn_reply(conn_req_t *r, int status, const char *content_type, const char 
 #undef PUT
 #undef PUTS
     struct evbuffer *out = bufferevent_get_output(k->bev);
-    size_t xl = extra ? strlen(extra) : 0;
-    if (evbuffer_add(out, head, n) != 0 || (xl && evbuffer_add(out, extra, xl) != 0) ||
-        evbuffer_add(out, "\r\n", 2) != 0 || (!head_only && len && evbuffer_add(out, body, len))) {
-        log_error(c->component, "cannot send an answer: out of memory", "peer", k->peer, NULL);
-        link_close(k);
-        return;
-    }
+    struct iovec iov[4] = {{head, n},
+                           {(void *)(extra ? extra : ""), extra ? strlen(extra) : 0},
+                           {(void *)"\r\n", 2},
+                           {(void *)body, head_only ? 0 : len}};
+    size_t total = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len + iov[3].iov_len, done = 0;
     k->closing = !keep;
     k->writing = 1;
     c->unsent++;
+    /* Plain HTTP with nothing queued: straight to the socket, which takes a small answer
+     * whole, without a round through the loop (and no write event to add and remove). */
+    if (!k->ssl && evbuffer_get_length(out) == 0) {
+        ssize_t w = writev(k->fd, iov, 4);
+        if (w > 0)
+            done = (size_t)w;
+        if (done == total) {
+            answer_sent(k);
+            return;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
+        done -= skip;
+        if (iov[i].iov_len > skip &&
+            evbuffer_add(out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != 0) {
+            log_error(c->component, "cannot send an answer: out of memory", "peer", k->peer,
+                      NULL);
+            link_close(k);
+            return;
+        }
+    }
     bufferevent_enable(k->bev, EV_WRITE);
 }
 

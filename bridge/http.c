@@ -455,7 +455,7 @@ int http_set_endpoints(http_server_t *s, const endpoint_set_t *set) {
 http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_webhook_cb cb,
                         void *arg, char *errstr, size_t errlen) {
     http_server_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->replay = replay_new((size_t)cfg->auth_replay_cache_size))) {
+    if (!s || !(s->replay = replay_new((size_t)cfg->http_replay_cache_size))) {
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }

@@ -76,6 +76,10 @@ static const cfg_option_t options[] = {
     {"http.shutdown_grace_ms", CFG_INT, OFF(http_shutdown_grace_ms), "5000", 0, 600000, NULL,
      "On SIGTERM, keep serving webhooks this long (answers carry Connection: close; /readyz "
      "says 503 at once) so a load balancer can take the instance out, then stop accepting.", 0},
+    {"http.replay_cache_size", CFG_INT, OFF(http_replay_cache_size), "10000", 0, 10000000,
+     NULL, "Standard Webhooks webhook-ids remembered with the envelope id answered, so a retry "
+     "within auth.signature_tolerance_s gets the same 202 and is not published again (0: off).",
+     0},
     {"admin.listen", CFG_STRING, OFF(admin_listen), "127.0.0.1:8081", 0, 300, NULL,
      "Admin listener (/healthz, /readyz, /metrics), HOST:PORT; empty turns it off.", 0},
     {"log.level", CFG_ENUM, OFF(log_level), "info", 0, 0, level_choices,
@@ -129,10 +133,6 @@ static const cfg_option_t options[] = {
      "Secrets for X-Hub-Signature-256 (HMAC-SHA256 of the body); any one matching passes.", EP},
     {"auth.signature_tolerance_s", CFG_INT, OFF(auth_signature_tolerance_s), "300", 1, 86400,
      NULL, "Largest gap, either way, between webhook-timestamp and the receive time.", EP},
-    {"auth.replay_cache_size", CFG_INT, OFF(auth_replay_cache_size), "10000", 0, 10000000,
-     NULL, "Standard Webhooks webhook-ids remembered with the envelope id answered, so a retry "
-     "within auth.signature_tolerance_s gets the same 202 and is not published again (0: off).",
-     0},
     {"endpoints", CFG_FREEFORM, 0, "()", 0, 0, NULL,
      "List of webhook endpoints, { name = \"NAME\"; path = \"/PATH\"; ... }, each overriding "
      "the options marked per endpoint. Empty: one endpoint, \"webhook\", at http.path.",

@@ -83,6 +83,7 @@ typedef struct hb_config {
     char *http_tls_cert_file; /* "" for plain HTTP */
     char *http_tls_key_file;
     int64_t http_shutdown_grace_ms; /* graceful stop: serve this long after SIGTERM */
+    int64_t http_replay_cache_size; /* Standard Webhooks ids remembered (replay.h) */
 
     /* admin: health, readiness, metrics */
     char *admin_listen;
@@ -117,7 +118,6 @@ typedef struct hb_config {
     cfg_strlist_t auth_standard_webhooks_secrets;
     cfg_strlist_t auth_github_secrets;
     int64_t auth_signature_tolerance_s;
-    int64_t auth_replay_cache_size;
 
     cfg_kv_t *kafka; /* librdkafka property (dots restored) = value, in file order */
     size_t kafka_cnt;

@@ -36,7 +36,7 @@ static void test_defaults(void **state) {
     assert_non_null(c);
     assert_string_equal(c->http_listen, "0.0.0.0:8080");
     assert_string_equal(c->http_path, "/webhooks/cloud66");
-    assert_int_equal(c->http_max_body_bytes, 1048576);
+    assert_int_equal(c->http_max_body_bytes, 131072); /* fits message.max.bytes (bridge.c) */
     assert_int_equal(c->spool_max_bytes, 1073741824LL);
     assert_int_equal(c->envelope_mode, CFG_MODE_STRUCTURED);
     assert_int_equal(c->kafka_cnt, 0);
