@@ -89,12 +89,18 @@ def anchors(path):
 
 
 def links(path):
-    for n, line in prose_lines(path):
-        for m in INLINE_LINK.finditer(line):
-            yield n, m.group(1)
+    """(line number, target) of every link; a link's text may run over a line break."""
+    numbered = list(prose_lines(path))
+    for n, line in numbered:
         m = REF_DEF.match(line)
         if m:
             yield n, m.group(1)
+    text, starts = "", []
+    for n, line in numbered:
+        starts.append((len(text), n))
+        text += line + "\n"
+    for m in INLINE_LINK.finditer(text):
+        yield max(n for at, n in starts if at <= m.start()), m.group(1)
 
 
 class DocsTest(unittest.TestCase):
@@ -114,8 +120,9 @@ class DocsTest(unittest.TestCase):
 
     def check_finders(self, tmp):
         tmp.write_text("# A b\n\n## A b\n\n[x](#a-b-1) `[no](nowhere.md)`\n\n```\n[no](none.md)\n"
-                       "```\n[y]: other.md#sec\n", encoding="utf-8")
-        self.assertEqual(list(links(tmp)), [(5, "#a-b-1"), (10, "other.md#sec")])
+                       "```\n[y]: other.md#sec\nsee [two\nlines](x.md) and [::]:PORT (z)\n",
+                       encoding="utf-8")
+        self.assertEqual(sorted(links(tmp)), [(5, "#a-b-1"), (10, "other.md#sec"), (11, "x.md")])
         self.assertEqual(anchors(tmp), {"a-b", "a-b-1"})
 
     def test_every_relative_link_resolves(self):
