@@ -6,6 +6,7 @@ it is made (python3 -m venv, then pip install of PIP_PACKAGES from PyPI) when it
 holds other versions, and each test script runs itself again under its interpreter.
 """
 
+import fcntl
 import os
 import pathlib
 import re
@@ -41,12 +42,16 @@ def ensure_venv():
         return
     venv = venv_dir()
     python = venv / "bin" / "python"
-    if not _venv_ok(python):
-        print(f"deploytools: making {venv} with {' '.join(PIP_PACKAGES)}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", *PIP_PACKAGES], check=True)
-        (venv / "hb-packages.txt").write_text("\n".join(PIP_PACKAGES) + "\n")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Tests run in parallel (ctest -j) make the venv once: the others wait on the lock.
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _venv_ok(python):
+            print(f"deploytools: making {venv} with {' '.join(PIP_PACKAGES)}", file=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                            "--disable-pip-version-check", *PIP_PACKAGES], check=True)
+            (venv / "hb-packages.txt").write_text("\n".join(PIP_PACKAGES) + "\n")
     env = dict(os.environ, **{_MARK: "1"})
     os.execve(str(python), [str(python), *sys.argv], env)
 

@@ -33,13 +33,15 @@ GRACE_MARGIN_S = 5
 ASSUMED_SHUTDOWN_GRACE_MS = 5000
 
 KDIR = deploytools.source_dir() / "docker" / "kubernetes"
+SECRET_EXAMPLE = "secret.example.yaml"
 
 
 def load_docs():
-    """{(kind, name): document} over every manifest the kustomization lists."""
+    """{(kind, name): document} over every manifest the kustomization lists and the example
+    Secret (which it leaves out: its token is public)."""
     kust = yaml.safe_load((KDIR / "kustomization.yaml").read_text())
     docs = {}
-    for res in kust["resources"]:
+    for res in kust["resources"] + [SECRET_EXAMPLE]:
         for doc in yaml.safe_load_all((KDIR / res).read_text()):
             if doc:
                 docs[(doc["kind"], doc["metadata"]["name"])] = doc
@@ -85,8 +87,13 @@ class Manifests(unittest.TestCase):
     # -- the cluster's view --------------------------------------------------------------------
 
     def test_kustomization_lists_every_manifest(self):
-        files = sorted(p.name for p in KDIR.glob("*.yaml") if p.name != "kustomization.yaml")
+        files = sorted(p.name for p in KDIR.glob("*.yaml")
+                       if p.name not in ("kustomization.yaml", SECRET_EXAMPLE))
         self.assertEqual(sorted(self.kust["resources"]), files)
+        # The Secret the pods mount is the example's name, created by the operator.
+        self.assertEqual(self.secret["metadata"]["name"],
+                         [v for v in self.pod["volumes"]
+                          if v["name"] == "secrets"][0]["secret"]["secretName"])
 
     def test_strict_schema(self):
         for version in K8S_VERSIONS:
