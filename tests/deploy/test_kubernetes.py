@@ -198,6 +198,15 @@ class Manifests(unittest.TestCase):
         self.assertTrue(csc["readOnlyRootFilesystem"])
         self.assertEqual(csc["capabilities"]["drop"], ["ALL"])
 
+    def test_runs_as_the_image_user(self):
+        # The image's user hookbridge has a fixed uid (docker/make-rootfs --uid N, or useradd
+        # --uid N); the pods must run as that one, for the files the image owns.
+        dockerfile = (deploytools.source_dir() / "docker" / "Dockerfile").read_text()
+        m = re.search(r"--uid[ =](\d+)", dockerfile)
+        if not m:
+            self.skipTest("docker/Dockerfile gives the user hookbridge no fixed uid")
+        self.assertEqual(self.pod["securityContext"]["runAsUser"], int(m.group(1)))
+
     def test_resources_from_the_bench(self):
         # The bench's peak RSS, wherever the performance section now lives.
         root = deploytools.source_dir()
