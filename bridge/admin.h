@@ -1,7 +1,8 @@
 /* admin.h: the operator's listener: /healthz, /readyz and Prometheus /metrics.
  *
- * A separate listener (conn.h's HTTP server) on admin.listen, never the webhook listener: its own socket and a port that
- * must differ from the webhook port, so exposing one never exposes the other. It only reads the
+ * A separate listener (conn.h's HTTP server) on admin.listen, never the webhook listener: its
+ * own socket and a port that must differ from the webhook port, so exposing one never exposes
+ * the other. It only reads the
  * daemon's state (counters of http.c, dispatch.c, spool.c), except for the latest broker states
  * from librdkafka's statistics, which it keeps itself (parsed once per statistics event, not per
  * scrape).

@@ -63,6 +63,7 @@ struct conn_link {
     int lingering;           /* write side shut; reading and dropping until EOF or the timer */
     int peer_done;           /* the client closed its side: answer what was read, then close */
     int continue_sent;       /* 100 Continue written for the request being received */
+    uint64_t served;         /* requests answered on it */
     int read_paused;         /* reading stopped: too much pipelined input while busy */
     buf_t body;              /* the body of the request in progress (kept for the next one) */
     LIST_ENTRY(conn_link) entry;
@@ -285,9 +286,15 @@ static void peer_format(const struct sockaddr *sa, char *peer, size_t plen, char
     unsigned port = 0;
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
         port = ntohs(v6->sin6_port);
-        snprintf(peer, plen, "[%s]:%u", host, port);
+        if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+            /* An IPv4 client of a dual-stack listener is written as the IPv4 address it is. */
+            inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], host, sizeof host);
+            snprintf(peer, plen, "%s:%u", host, port);
+        } else {
+            inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+            snprintf(peer, plen, "[%s]:%u", host, port);
+        }
     } else if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
@@ -391,7 +398,8 @@ static void link_linger(conn_link_t *k) {
     }
     if (!k->ssl)
         shutdown(k->fd, SHUT_WR);
-    evbuffer_drain(bufferevent_get_input(k->bev), evbuffer_get_length(bufferevent_get_input(k->bev)));
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_enable(k->bev, EV_READ);
     timer_set(k, &k->c->linger);
 }
@@ -769,6 +777,7 @@ void conn_reply(conn_req_t *r, int status, const char *content_type, const char 
     size_t total = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len + iov[3].iov_len, done = 0;
     k->closing = !keep;
     k->writing = 1;
+    k->served++;
     c->unsent++;
     /* Plain HTTP with nothing queued: straight to the socket, which takes a small answer
      * whole, without a round through the loop (and no write event to add and remove). */
@@ -1052,6 +1061,18 @@ void conn_set_stopping(conn_t *c) {
 void conn_stop_accepting(conn_t *c) {
     if (!c || !c->listener)
         return;
+    /* Connections the kernel completed but nobody accepted yet would be reset when the socket
+     * closes, their requests with them: take them first. */
+    evutil_socket_t lfd = evconnlistener_get_fd(c->listener);
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        evutil_socket_t fd =
+            accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        on_accept(c->listener, fd, (struct sockaddr *)&ss, (int)sl, c);
+    }
     evconnlistener_free(c->listener);
     c->listener = NULL;
     evtimer_del(c->retry);
@@ -1063,9 +1084,17 @@ void conn_close_idle(conn_t *c) {
     conn_link_t *k = LIST_FIRST(&c->links), *next;
     for (; k; k = next) {
         next = LIST_NEXT(k, entry);
-        if (!k->busy && !k->writing && !k->lingering && k->phase == CONN_IDLE &&
-            !more_input(k))
-            link_close(k);
+        if (k->busy || k->writing || k->lingering || k->phase != CONN_IDLE || more_input(k))
+            continue;
+        if (k->served) {
+            link_close(k); /* kept alive after an answer and quiet since */
+        } else {
+            /* Just accepted: its request is likely on the way. A second to send it. */
+            struct timeval soon = {1, 0};
+            if (evutil_timercmp(&c->idle, &soon, <))
+                soon = c->idle;
+            timer_set(k, &soon);
+        }
     }
 }
 

@@ -7,11 +7,13 @@
  * (with reuseport, each its own SO_REUSEPORT socket on the same address).
  *
  * A connection serves one request at a time. Its bytes are parsed as they arrive; once a
- * request is whole (head and body), reading stops and the handler gets it; the handler answers
- * with conn_reply, now or later (a webhook waits for Kafka's ack). The answer is written, and
- * once it is all in the kernel the next request on the connection (pipelined bytes already
- * read, or new ones) is parsed. So answers leave in the order the requests came, and a client
- * that does not read its answers holds up nothing but itself.
+ * request is whole (head and body), its body is moved out of the input into the connection's
+ * own buffer and the handler gets it; the handler answers with conn_reply, now or later (a
+ * webhook waits for Kafka's ack). Bytes that follow (pipelined requests) wait unparsed; past
+ * max_header_bytes plus twice max_body of them, reading pauses. Once the answer is all in the
+ * kernel (a small one is written to the socket at once), the next request is parsed. So answers
+ * leave in the order the requests came, and a client that does not read its answers holds up
+ * nothing but itself.
  *
  * Every answer is the handler's (JSON, counted by it): framing errors too. A request h1.c
  * refuses reaches the handler with conn_req_error() set and conn_req_fatal() 1: the handler
@@ -134,11 +136,13 @@ void conn_get_stats(const conn_t *c, conn_stats_t *out); /* all zero for NULL */
  * in our buffer or the kernel's) is still answered first. */
 void conn_set_stopping(conn_t *c);
 
-/* Stops accepting connections (the listening socket is closed); open ones go on. */
+/* Stops accepting connections: those the kernel already completed are accepted, then the
+ * listening socket is closed; open ones go on. */
 void conn_stop_accepting(conn_t *c);
 
 /* Closes every connection that is between requests (no byte of a next request read, no answer
- * being written). */
+ * being written) and has served one; one that has not served any yet (just accepted, its
+ * request probably on the way) gets at most a second more. */
 void conn_close_idle(conn_t *c);
 
 /* Connections open now (lingering ones included). */

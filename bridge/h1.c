@@ -271,6 +271,25 @@ static int hex_digit(char c) {
     return -1;
 }
 
+long h1_pct_decode(const char *s, size_t n, int plus, char *out, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
+                return -1;
+            c = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
+            i += 2;
+        } else if (plus && c == '+') {
+            c = ' ';
+        }
+        if (o >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    return (long)o;
+}
+
 h1_result_t h1_parse_chunked(const char *p, size_t n, uint64_t max_body, size_t max_wire,
                              size_t *wire_len, size_t *body_len, char *out, h1_error_t *err) {
     size_t i = 0, eol, o = 0;
@@ -302,8 +321,8 @@ h1_result_t h1_parse_chunked(const char *p, size_t n, uint64_t max_body, size_t 
         if (size > max_body || total + size > max_body) {
             err->status = 413;
             err->code = "body_too_large";
-            snprintf(err->detail, sizeof err->detail, "chunked body exceeds the limit of %llu bytes",
-                     (unsigned long long)max_body);
+            snprintf(err->detail, sizeof err->detail,
+                     "chunked body exceeds the limit of %llu bytes", (unsigned long long)max_body);
             return H1_ERROR;
         }
         if (size == 0)

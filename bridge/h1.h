@@ -117,6 +117,11 @@ h1_result_t h1_parse_head(const char *p, size_t n, const h1_limits_t *lim, h1_re
 h1_result_t h1_parse_chunked(const char *p, size_t n, uint64_t max_body, size_t max_wire,
                              size_t *wire_len, size_t *body_len, char *out, h1_error_t *err);
 
+/* Percent-decodes s[0..n) into out (cap bytes), '+' as a space when plus (a query). The decoded
+ * length (NUL bytes included: callers compare lengths, not C strings), or -1 for a malformed
+ * escape or a result longer than cap. */
+long h1_pct_decode(const char *s, size_t n, int plus, char *out, size_t cap);
+
 /* The first field named name (case-insensitive), or NULL. */
 const h1_field_t *h1_find(const h1_request_t *req, const char *name);
 

@@ -91,8 +91,8 @@ static void send_error(http_server_t *s, size_t slot, conn_req_t *cr, int status
     if (buf_ok(&b))
         send_counted(s, slot, cr, status, extra, b.data, b.len);
     else
-        send_counted(s, slot, cr, 503, extra, "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n",
-                     44);
+        send_counted(s, slot, cr, 503, extra,
+                     "{\"error\":\"nomem\",\"detail\":\"out of memory\"}\n", 44);
     buf_free(&b);
 }
 
@@ -197,37 +197,6 @@ static char *forwarded_for(const conn_req_t *cr) {
     return buf_steal(&b, &n);
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (cap bytes; '+' as space when plus). The length, or -1 for a
- * malformed escape or too long a result: such a token matches nothing. */
-static long pct_decode(const char *s, size_t n, int plus, char *out, size_t cap) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-                return -1;
-            c = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-            i += 2;
-        } else if (plus && c == '+') {
-            c = ' ';
-        }
-        if (o >= cap)
-            return -1;
-        out[o++] = c;
-    }
-    return (long)o;
-}
-
 /* The first "token" parameter of the query, decoded into out; its length, 0 when absent, -1
  * when malformed. */
 static long query_token(const char *q, char *out, size_t cap) {
@@ -235,9 +204,9 @@ static long query_token(const char *q, char *out, size_t cap) {
         size_t n = strcspn(q, "&;");
         const char *eq = memchr(q, '=', n);
         char name[8];
-        long nl = pct_decode(q, eq ? (size_t)(eq - q) : n, 1, name, sizeof name);
+        long nl = h1_pct_decode(q, eq ? (size_t)(eq - q) : n, 1, name, sizeof name);
         if (eq && nl == 5 && memcmp(name, "token", 5) == 0) {
-            long vl = pct_decode(eq + 1, n - (size_t)(eq + 1 - q), 1, out, cap);
+            long vl = h1_pct_decode(eq + 1, n - (size_t)(eq + 1 - q), 1, out, cap);
             return vl == 0 ? -1 : vl;
         }
         q += n;
@@ -256,7 +225,8 @@ static int check_auth(http_req_t *r, const auth_t *auth, const char *path_token,
      * token holds, so it is refused as invalid rather than as missing. */
     char ptok[512], qtok[512];
     long pl = 0, ql = query_token(conn_req_query(cr), qtok, sizeof qtok);
-    if (path_token && (pl = pct_decode(path_token, strlen(path_token), 0, ptok, sizeof ptok)) <= 0)
+    if (path_token &&
+        (pl = h1_pct_decode(path_token, strlen(path_token), 0, ptok, sizeof ptok)) <= 0)
         ptok[0] = '\0', pl = 1;
     if (ql < 0)
         qtok[0] = '\0', ql = 1;

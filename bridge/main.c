@@ -208,6 +208,13 @@ done:
         event_free(sigint);
     if (sighup)
         event_free(sighup);
+    /* Stopping already: a SIGTERM (or SIGINT) sent again while the bridge is freed (a supervisor
+     * repeating itself) must not turn a clean stop into a death by signal. Freeing the signal
+     * events gave the default dispositions back. */
+    if (rc == EXIT_OK) {
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+    }
     bridge_free(rs.bridge);
     config_free(cfg); /* NULL once bridge_new took it */
     event_base_free(rs.base);

@@ -275,7 +275,9 @@ def make_config(bootstrap, spool_dir, overrides=None, **kv):
     if isinstance(bootstrap, MockCluster):
         bootstrap = bootstrap.bootstrap
     groups = {
-        "http": {"listen": "127.0.0.1:0", "path": DEFAULT_WEBHOOK_PATH, "max_body_bytes": 1048576},
+        # A short stop grace (default 5 s): every stop goes through it, quickly.
+        "http": {"listen": "127.0.0.1:0", "path": DEFAULT_WEBHOOK_PATH, "max_body_bytes": 1048576,
+                 "shutdown_grace_ms": 200},
         "admin": {"listen": "127.0.0.1:0"},
         "log": {"level": "debug"},
         "envelope": {"source": "/cloud66", "mode": "structured"},

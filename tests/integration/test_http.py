@@ -9,7 +9,6 @@ every request it read and every 2xx is in Kafka; and the parser agrees with Pyth
 corpus of valid and invalid requests (exceptions listed with their reason)."""
 import base64
 import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -23,7 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import hbtest  # noqa: E402
-from test_admin import Metrics, parse_metrics  # noqa: E402
+import test_auth  # noqa: E402
+from test_limits import metrics  # noqa: E402
 
 TOPIC = "cloud66.stack"
 TOKEN = "hostile-token-9f8e7d6c5b4a"
@@ -86,20 +86,8 @@ def parse_answers(data):
     return out
 
 
-def sw_headers(body, msg_id, ts=None):
-    ts = str(int(time.time()) if ts is None else ts)
-    mac = hmac.new(SW_KEY, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return {"webhook-id": msg_id, "webhook-timestamp": ts,
-            "webhook-signature": "v1," + base64.b64encode(mac).decode()}
-
-
-def metrics(bridge):
-    if bridge.admin_port is None:
-        bridge.wait_log(lambda l: l.get("component") == "admin" and l.get("msg") == "listening",
-                        10, what="the admin listener")
-    status, _, data = bridge.get("/metrics", admin=True)
-    assert status == 200, status
-    return Metrics(parse_metrics(data.decode()))
+def sw_headers(body, msg_id):
+    return test_auth.sw_headers(body, key=SW_KEY, msg_id=msg_id)
 
 
 def hostile_requests(tag_of):

@@ -205,7 +205,8 @@ static void test_chunked(void **state) {
         {"0x3a\r\n", 400},  {"+3a\r\n", 400},      {" 3a\r\n", 400},
         {"\r\n", 400},      {"3\r\nabcX\r\n", 400}, {"3\nabc\r\n", 400},
         {"1234567890abcdef0\r\n", 400},              {"3\r\nabc\r\n0\r\nBad Trailer\r\n\r\n", 400},
-        {"3;\x01\r\n", 400}, {"3e9\r\n", 413},     {"3zz\r\n", 400}, {"3 \r\nabc\r\n", 400}, {"3 ;x\r\nabc\r\n", 400},
+        {"3;\x01\r\n", 400}, {"3e9\r\n", 413},     {"3zz\r\n", 400},
+        {"3 \r\nabc\r\n", 400}, {"3 ;x\r\nabc\r\n", 400},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         h1_result_t r = chunked(bad[i].text, &wire, NULL, &blen, &err);
