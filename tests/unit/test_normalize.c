@@ -82,14 +82,73 @@ static char *read_fixture(const char *dir, const char *name, size_t *len) {
     return body;
 }
 
-static hb_status_t build(const char *body, size_t len, norm_mode_t mode, int max_depth,
-                         msg_t *out, char *err, size_t errlen) {
-    norm_opts_t opts = {.source = "/cloud66", .mode = mode, .max_depth = max_depth};
+/* The two records are the same, byte for byte, or both absent. */
+static void assert_same_msg(const msg_t *a, const msg_t *b) {
+    if (!a->topic) {
+        assert_null(b->topic);
+        assert_null(b->value);
+        return;
+    }
+    assert_string_equal(a->topic, b->topic);
+    assert_int_equal(a->key_len, b->key_len);
+    assert_int_equal(a->key == NULL, b->key == NULL);
+    if (a->key)
+        assert_memory_equal(a->key, b->key, a->key_len);
+    assert_int_equal(a->value_len, b->value_len);
+    assert_memory_equal(a->value, b->value, a->value_len);
+    assert_string_equal(a->id, b->id);
+    assert_int_equal(a->accept_ms, b->accept_ms);
+    assert_int_equal(a->header_cnt, b->header_cnt);
+    for (size_t i = 0; i < a->header_cnt; i++) {
+        assert_string_equal(a->headers[i].name, b->headers[i].name);
+        assert_int_equal(a->headers[i].value_len, b->headers[i].value_len);
+        assert_memory_equal(a->headers[i].value, b->headers[i].value, a->headers[i].value_len);
+    }
+}
+
+static hb_status_t build_on(norm_path_t path, const char *body, size_t len, norm_mode_t mode,
+                            int max_depth, msg_t *out, char *err, size_t errlen) {
+    norm_opts_t opts = {.source = "/cloud66", .mode = mode, .max_depth = max_depth, .path = path};
     route_t *r = route_new(NULL);
     assert_non_null(r);
     hb_status_t st = norm_build(&opts, r, body, len, NOW_MS, out, err, errlen);
     route_free(r);
     return st;
+}
+
+/* The daemon's path (the fast one where it takes the body), checked against json-c's alone:
+ * every test below is also a differential test of the two. */
+static hb_status_t build(const char *body, size_t len, norm_mode_t mode, int max_depth,
+                         msg_t *out, char *err, size_t errlen) {
+    msg_t ref;
+    char *ref_err = errlen ? calloc(1, errlen) : NULL; /* the same room: the same cut */
+    assert_true(!errlen || ref_err);
+    hb_status_t ref_st =
+        build_on(NORM_PATH_JSONC, body, len, mode, max_depth, &ref, ref_err, errlen);
+    hb_status_t st = build_on(NORM_PATH_AUTO, body, len, mode, max_depth, out, err, errlen);
+    assert_int_equal(st, ref_st);
+    if (st != HB_OK && errlen)
+        assert_string_equal(err, ref_err);
+    assert_same_msg(out, &ref);
+    msg_free(&ref);
+    free(ref_err);
+    return st;
+}
+
+/* Whether the fast path takes the body (and then gives json-c's record). */
+static int fast_takes(const char *body, size_t len, norm_mode_t mode, int max_depth) {
+    msg_t m, ref;
+    char err[512];
+    hb_status_t st = build_on(NORM_PATH_FAST, body, len, mode, max_depth, &m, err, sizeof err);
+    if (st == HB_ERR_NOT_FOUND)
+        return 0;
+    assert_int_equal(st, HB_OK);
+    assert_int_equal(build_on(NORM_PATH_JSONC, body, len, mode, max_depth, &ref, err, sizeof err),
+                     HB_OK);
+    assert_same_msg(&m, &ref);
+    msg_free(&m);
+    msg_free(&ref);
+    return 1;
 }
 
 static void build_ok(const char *body, size_t len, norm_mode_t mode, msg_t *out) {
@@ -122,6 +181,9 @@ static void check_golden(const char *dir, const char *name) {
     msg_t m;
     char *body = read_fixture(dir, name, &len);
     build_ok(body, len, NORM_STRUCTURED, &m);
+    /* The daemon reads every fixture on the fast path, in both modes. */
+    if (!fast_takes(body, len, NORM_STRUCTURED, 0) || !fast_takes(body, len, NORM_BINARY, 0))
+        fail_msg("the fast path does not take fixture %s/%s", dir, name);
 
     /* the meta sidecar: topic and key, written with json-c so the key is escaped properly */
     json_object *meta = json_object_new_object();
@@ -233,6 +295,9 @@ static json_object *data_stack_of(const char *dir, const char *name, json_object
     msg_t m;
     char *body = read_fixture(dir, name, &len);
     build_ok(body, len, NORM_STRUCTURED, &m);
+    /* The daemon reads every fixture on the fast path, in both modes. */
+    if (!fast_takes(body, len, NORM_STRUCTURED, 0) || !fast_takes(body, len, NORM_BINARY, 0))
+        fail_msg("the fast path does not take fixture %s/%s", dir, name);
     json_object *data = member(&m, root, "data");
     json_object *stack = NULL;
     assert_non_null(data);
