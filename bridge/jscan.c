@@ -44,6 +44,7 @@ static long push(scan_t *p, jscan_type_t type, size_t off) {
     t->off = (uint32_t)off;
     t->len = 0;
     t->next = 0;
+    t->hash = 0;
     t->type = (uint8_t)type;
     t->escaped = 0;
     return (long)j->n++;
@@ -106,6 +107,8 @@ static int scan_string(scan_t *p, int key) {
         return -1;
     p->j->tok[t].len = (uint32_t)(p->i - start);
     p->j->tok[t].escaped = (uint8_t)escaped;
+    if (key)
+        p->j->tok[t].hash = jscan_key_hash(p->j->src + start, p->i - start);
     p->j->tok[t].next = (uint32_t)p->j->n;
     p->i++; /* the closing quote */
     return 0;
@@ -173,8 +176,8 @@ static int key_repeated(const jscan_t *j, size_t first, size_t k) {
     const char *kb = j->src + nk->off;
     for (size_t m = first; m < k; m = j->tok[m + 1].next) {
         const jscan_tok_t *ok = &j->tok[m];
-        if (ok->len == nk->len && (nk->len == 0 || (j->src[ok->off] == kb[0] &&
-                                                   memcmp(j->src + ok->off, kb, nk->len) == 0)))
+        if (ok->hash == nk->hash && ok->len == nk->len &&
+            memcmp(j->src + ok->off, kb, nk->len) == 0)
             return 1;
     }
     return 0;
@@ -273,9 +276,10 @@ size_t jscan_member(const jscan_t *j, size_t obj, const char *key, size_t klen) 
     const jscan_tok_t *o = &j->tok[obj];
     if (o->type != JSCAN_OBJECT)
         return 0;
+    uint32_t h = jscan_key_hash(key, klen);
     for (size_t k = obj + 1; k < o->next; k = j->tok[k + 1].next) {
         const jscan_tok_t *kt = &j->tok[k];
-        if (kt->len == klen && memcmp(j->src + kt->off, key, klen) == 0)
+        if (kt->hash == h && kt->len == klen && memcmp(j->src + kt->off, key, klen) == 0)
             return k + 1;
     }
     return 0;

@@ -42,6 +42,7 @@ typedef enum jscan_type {
 typedef struct jscan_tok {
     uint32_t off, len; /* the source text: a string's without its quotes, a number's digits */
     uint32_t next;     /* index of the first token after this value */
+    uint32_t hash;     /* a key's jscan_key_hash() (0 for other tokens) */
     uint8_t type;      /* jscan_type_t */
     uint8_t escaped;   /* a string with at least one backslash escape */
 } jscan_tok_t;
@@ -61,6 +62,15 @@ typedef struct jscan {
  * object), 0 when json-c must decide (outside the subset, invalid, or out of memory). */
 int jscan_parse(jscan_t *j, const char *body, size_t len, int max_depth);
 void jscan_free(jscan_t *j);
+
+/* A cheap hash of a key's bytes (a few of them and the length), to rule out most unequal keys
+ * before comparing bytes. */
+static inline uint32_t jscan_key_hash(const char *key, size_t n) {
+    if (n == 0)
+        return 0x9e3779b9u;
+    const unsigned char *k = (const unsigned char *)key;
+    return ((uint32_t)n * 0x9e3779b9u) ^ k[0] ^ (uint32_t)k[n - 1] << 8 ^ (uint32_t)k[n / 2] << 16;
+}
 
 /* Index of the value of member `key` (klen bytes) of the object at index obj, or 0 (token 0 is
  * never a member's value). */

@@ -4,7 +4,9 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -89,7 +91,10 @@ static const stack_field_t *stack_field(const char *key, size_t n) {
         size_t mid = (lo + hi) / 2;
         const char *name = stack_fields[mid].name;
         size_t nl = stack_fields[mid].len; /* strcmp()'s order: bytes, then the shorter first */
-        int c = memcmp(key, name, n < nl ? n : nl);
+        /* A byte loop: the names are short, and this runs for every top-level key. */
+        int c = 0;
+        for (size_t k = 0, m = n < nl ? n : nl; k < m && c == 0; k++)
+            c = (unsigned char)key[k] - (unsigned char)name[k];
         if (c == 0)
             c = n < nl ? -1 : n > nl;
         if (c == 0)
@@ -831,10 +836,19 @@ static void put_member(buf_t *b, const char *name, size_t name_len, const char *
 }
 #define PUT_MEMBER(b, name, val, n) put_member(b, name, sizeof name - 1, val, n)
 
+/* SHA-256 as OpenSSL fetched it once for the process. SHA256() fetches the algorithm by name
+ * on every call (a lock, a hash-table lookup), which cost as much as hashing a 1.5 KiB body.
+ * The fetched method is immutable and shared, and kept for the life of the process. */
+static EVP_MD *sha256_md;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 static void sha256_hex(const char *body, size_t len, char out[MSG_ID_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)body, len, md);
+    pthread_once(&once, sha256_fetch);
+    if (!sha256_md || !EVP_Digest(body, len, md, NULL, sha256_md, NULL))
+        SHA256((const unsigned char *)body, len, md);
     for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
@@ -884,17 +898,19 @@ static hb_status_t put_record(const norm_opts_t *opts, const char *body, size_t 
     static const char type_prefix[] = "com.cloud66.";
     const char *prefix = opts->source && opts->source[0] ? opts->source : NORM_DEFAULT_SOURCE;
     hb_status_t st = HB_ERR_NOMEM;
-    buf_t env = {0}; /* the record value: the envelope, or in binary mode the data JSON */
-    buf_t source = {0};
-    buf_t type = {0};
+    buf_t env = {0};   /* the record value: the envelope, or in binary mode the data JSON */
+    buf_t attrs = {0}; /* the source, then the type: one allocation */
     int rc = 0;
 
     sha256_hex(body, len, out->id);
-    put_source(&source, prefix, ev);
-    buf_append(&type, type_prefix, sizeof type_prefix - 1);
-    buf_append(&type, ev->event_type, ev->event_type_len);
-    if (!buf_ok(&source) || !buf_ok(&type))
+    put_source(&attrs, prefix, ev);
+    size_t source_len = attrs.len;
+    buf_append(&attrs, type_prefix, sizeof type_prefix - 1);
+    buf_append(&attrs, ev->event_type, ev->event_type_len);
+    if (!buf_ok(&attrs))
         goto done;
+    const char *source = attrs.data, *type = attrs.data + source_len;
+    size_t type_len = attrs.len - source_len;
 
     /* One allocation in the common case: the record is about the body's size plus the
      * envelope's attributes. */
@@ -902,8 +918,8 @@ static hb_status_t put_record(const norm_opts_t *opts, const char *body, size_t 
     if (opts->mode != NORM_BINARY) {
         buf_append(&env, "{\"specversion\":\"1.0\"", 20);
         PUT_MEMBER(&env, "id", out->id, MSG_ID_LEN);
-        PUT_MEMBER(&env, "source", source.data, source.len);
-        PUT_MEMBER(&env, "type", type.data, type.len);
+        PUT_MEMBER(&env, "source", source, source_len);
+        PUT_MEMBER(&env, "type", type, type_len);
         if (ev->subject)
             PUT_MEMBER(&env, "subject", ev->subject, ev->subject_len);
         PUT_MEMBER(&env, "time", time_s, time_len);
@@ -936,8 +952,8 @@ static hb_status_t put_record(const norm_opts_t *opts, const char *body, size_t 
     if (opts->mode == NORM_BINARY) {
         rc |= msg_add_header(out, "ce_specversion", "1.0", 3);
         rc |= msg_add_header(out, "ce_id", out->id, MSG_ID_LEN);
-        rc |= msg_add_header(out, "ce_source", source.data, source.len);
-        rc |= msg_add_header(out, "ce_type", type.data, type.len);
+        rc |= msg_add_header(out, "ce_source", source, source_len);
+        rc |= msg_add_header(out, "ce_type", type, type_len);
         if (ev->subject)
             rc |= msg_add_header(out, "ce_subject", ev->subject, ev->subject_len);
         rc |= msg_add_header(out, "ce_time", time_s, time_len);
@@ -954,8 +970,7 @@ static hb_status_t put_record(const norm_opts_t *opts, const char *body, size_t 
     st = HB_OK;
 done:
     buf_free(&env);
-    buf_free(&source);
-    buf_free(&type);
+    buf_free(&attrs);
     return st;
 }
 
@@ -1036,7 +1051,10 @@ static void fast_scan_top(const jscan_t *j, fast_top_t *t) {
         {"stack", 5, offsetof(fast_top_t, stack)},
         {"timestamp", 9, offsetof(fast_top_t, timestamp)},
     };
+    uint32_t hash[COUNT(wanted)];
     memset(t, 0, sizeof *t);
+    for (size_t w = 0; w < COUNT(wanted); w++)
+        hash[w] = jscan_key_hash(wanted[w].name, wanted[w].len);
     for (size_t k = 1; k < j->tok[0].next; k = j->tok[k + 1].next) {
         const char *key = j->src + j->tok[k].off;
         size_t n = j->tok[k].len;
@@ -1044,7 +1062,8 @@ static void fast_scan_top(const jscan_t *j, fast_top_t *t) {
         if (f && f->specific)
             t->specific++;
         for (size_t w = 0; w < COUNT(wanted); w++)
-            if (n == wanted[w].len && memcmp(key, wanted[w].name, n) == 0)
+            if (j->tok[k].hash == hash[w] && n == wanted[w].len &&
+                memcmp(key, wanted[w].name, n) == 0)
                 *(size_t *)((char *)t + wanted[w].off) = k + 1;
     }
 }
