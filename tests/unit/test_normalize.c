@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "buf.h"
 #include "normalize.h"
 #include "route.h"
 
@@ -1152,6 +1153,92 @@ static void test_relaxed_json_is_refused(void **state) {
 
 /* The pre-parse scan skips plain bytes eight at a time: each fault is found, at its exact
  * offset, wherever it falls in a word, inside a string and outside one. */
+/* The fast path's subset (jscan.h): what it takes gives json-c's record (fast_takes checks it
+ * against json-c's path), and what it leaves is json-c's to decide (build() checks the daemon's
+ * path against json-c's there). */
+static void test_fast_path_subset(void **state) {
+    (void)state;
+    static const char *const taken[] = {
+        "{\"event_type\":\"stack.created\"}",
+        " {\"event_type\" : \"stack.created\" , \"a\" : [ 1 , -0 , 0 , -12 , 1.50 , -0.0 , 1e5 , "
+        "2E-07 , true , false , null , { } , [ ] ] }\r\n\t",
+        "{\"event_type\":\"stack.x\",\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\\u00e9"
+        "\\u20ac\\uFFFF\\u0041\"}",
+        "{\"event_type\":\"stack\\u002ecreated\",\"uid\":\"a\\/b\\u00e9\",\"git\":1,\"fqdn\":2}",
+        "{\"event_type\":\"stack.x\",\"stack\":\"u\\u0020v\",\"timestamp\":\"1700000000\"}",
+        "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"\\u0041\",\"uid2\":1},\"timestamp\":1.7e9}",
+        "{\"event_type\":\"stack.x\",\"timestamp\":-5,\"n\":123456789012345678}",
+        "{\"event_type\":\"server.x\",\"uid\":\"u\",\"name\":\"n\",\"status\":1,\"git\":2}",
+        "{\"event_type\":\"a\",\"k\":{\"k\":{\"k\":1}},\"kk\":1,\"K\":2,\"\":3}",
+    };
+    static const char *const left[] = {
+        "{\"event_type\":\"stack.x\",\"k\\u0061\":1}",          /* escape in a key */
+        "{\"event_type\":\"stack.x\",\"a\":1,\"a\":2}",          /* repeated key */
+        "{\"event_type\":\"stack.x\",\"o\":{\"b\":1,\"b\":1}}",  /* repeated, nested */
+        "{\"event_type\":\"stack.x\",\"s\":\"a\\u0000b\"}",       /* \u0000 */
+        "{\"event_type\":\"stack.x\",\"s\":\"\\ud83d\\ude00\"}",  /* surrogates */
+        "{\"event_type\":\"stack.x\",\"n\":1234567890123456789}", /* 19 digits */
+        "{\"event_type\":\"stack.x\",\"n\":1e100}",               /* 3-digit exponent */
+        "{\"event_type\":\"stack.x\",\"n\":1.000000000000000000000000000000001}",
+        "{\"event_type\":\"stack.x\",\"n\":01}",
+        "{\"event_type\":\"stack.x\",\"n\":1.}",
+        "{\"event_type\":\"stack.x\",\"n\":NaN}",
+        "{\"event_type\":\"stack.x\"\f}",                         /* form feed */
+        "{\"event_type\":\"stack.x\",}",
+        "{\"event_type\":\"stack.x\"} x",
+        "[{\"event_type\":\"stack.x\"}]",
+        "{\"event_type\":1}",
+        "{\"uid\":\"u\"}",
+        "{\"event_type\":\"!bad\"}",
+        "{\"event_type\":\"stack.x\",\"s\":\"\\x\"}",
+        "{\"event_type\":\"stack.x\",\"s\":\"\\u12\"}",
+        "{\"event_type\":\"stack.x\",\"s\":tru}",
+        "{\"event_type\":\"stack.x\",\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        "",
+    };
+    msg_t m;
+    char err[512];
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+        size_t n = strlen(taken[i]);
+        if (!fast_takes(taken[i], n, NORM_STRUCTURED, 0) || !fast_takes(taken[i], n, NORM_BINARY, 0))
+            fail_msg("the fast path does not take %s", taken[i]);
+        assert_int_equal(build(taken[i], n, NORM_STRUCTURED, 0, &m, err, sizeof err), HB_OK);
+        msg_free(&m);
+    }
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++) {
+        size_t n = strlen(left[i]);
+        if (fast_takes(left[i], n, NORM_STRUCTURED, 0))
+            fail_msg("the fast path takes %s", left[i]);
+        build(left[i], n, NORM_STRUCTURED, 0, &m, err, sizeof err); /* json-c's verdict */
+        msg_free(&m);
+    }
+    /* Depth: the fast path stays 2 levels below the limit; json-c decides at the limit. */
+    const char *deep = "{\"event_type\":\"stack.x\",\"a\":{\"b\":{\"c\":1}}}"; /* depth 4 */
+    assert_true(fast_takes(deep, strlen(deep), NORM_STRUCTURED, 6));
+    assert_false(fast_takes(deep, strlen(deep), NORM_STRUCTURED, 5));
+    assert_int_equal(build(deep, strlen(deep), NORM_STRUCTURED, 4, &m, err, sizeof err), HB_OK);
+    msg_free(&m);
+    assert_int_equal(build(deep, strlen(deep), NORM_STRUCTURED, 3, &m, err, sizeof err),
+                     HB_ERR_JSON);
+    /* More members than the repeated-key check takes, and a tape past its local tokens. */
+    buf_t big = {0};
+    buf_puts(&big, "{\"event_type\":\"stack.x\"");
+    for (int i = 0; i < 200; i++)
+        buf_printf(&big, ",\"k%d\":[%d,\"v\"]", i, i);
+    buf_putc(&big, '}');
+    assert_false(fast_takes(big.data, big.len, NORM_STRUCTURED, 0));
+    assert_int_equal(build(big.data, big.len, NORM_STRUCTURED, 0, &m, err, sizeof err), HB_OK);
+    msg_free(&m);
+    buf_reset(&big);
+    buf_puts(&big, "{\"event_type\":\"stack.x\",\"a\":[");
+    for (int i = 0; i < 1000; i++)
+        buf_printf(&big, "%s{\"i\":%d}", i ? "," : "", i);
+    buf_puts(&big, "]}");
+    assert_true(fast_takes(big.data, big.len, NORM_STRUCTURED, 0));
+    buf_free(&big);
+}
+
 static void test_scan_finds_faults_at_any_alignment(void **state) {
     (void)state;
     static const struct {
@@ -1234,6 +1321,7 @@ int main(void) {
         cmocka_unit_test(test_nul_escape_in_key_is_refused),
         cmocka_unit_test(test_relaxed_json_is_refused),
         cmocka_unit_test(test_scan_finds_faults_at_any_alignment),
+        cmocka_unit_test(test_fast_path_subset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
