@@ -15,6 +15,12 @@ typedef struct scan {
     int max_level; /* deepest json-c level taken (the top-level object is level 1) */
 } scan_t;
 
+/* A string's bytes: which ones the scan stops at. */
+enum { STR_PLAIN = 0, STR_STOP, STR_CTRL, STR_HIGH };
+static const unsigned char str_class[256] = {
+    [0 ... 0x1f] = STR_CTRL, ['"'] = STR_STOP, ['\\'] = STR_STOP, [0x80 ... 0xff] = STR_HIGH,
+};
+
 static inline int is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
@@ -69,17 +75,53 @@ static int hex4(const unsigned char *s, unsigned *v) {
     return 1;
 }
 
+size_t jscan_utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    size_t more;
+    if (c >= 0xc2 && c <= 0xdf) {
+        more = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        more = 2;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        if (c == 0xed)
+            hi = 0x9f; /* surrogates U+D800..U+DFFF */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        more = 3;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0; /* continuation byte, C0/C1 overlong lead, or F5..FF */
+    }
+    if (n - 1 < more || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= more; k++)
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+    return more + 1;
+}
+
+
 /* The string whose opening quote is at p->i; key: refuse any escape. Returns 0 or -1. */
 static int scan_string(scan_t *p, int key) {
     size_t start = ++p->i;
     int escaped = 0;
     const unsigned char *s = p->s;
     for (;;) {
-        /* Plain bytes: the caller has checked UTF-8 and control characters already. */
-        while (p->i < p->len && s[p->i] != '"' && s[p->i] != '\\' && s[p->i] >= 0x20)
+        while (p->i < p->len && str_class[s[p->i]] == STR_PLAIN)
             p->i++;
-        if (p->i >= p->len || s[p->i] < 0x20)
+        if (p->i >= p->len || str_class[s[p->i]] == STR_CTRL)
             return -1;
+        if (str_class[s[p->i]] == STR_HIGH) {
+            size_t n = jscan_utf8_len(s + p->i, p->len - p->i);
+            if (n == 0)
+                return -1;
+            p->i += n;
+            continue;
+        }
         if (s[p->i] == '"')
             break;
         if (key)

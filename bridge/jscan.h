@@ -13,8 +13,8 @@
  *     an exponent at most 32 characters and an exponent of at most 2 digits;
  *   - nesting stays 2 levels below max_depth (json-c counts scalars as a level);
  *   - no more than UINT32_MAX bytes.
- * jscan does not check UTF-8 nor raw control characters in strings: the caller has done that
- * (normalize.c's scan_body), and passes only bodies that came through.
+ *   - strings are well-formed UTF-8 (jscan_utf8_len) without raw control characters;
+ * so a NUL byte, a single quote or a byte above 0x7f outside a string is not in it either.
  *
  * Tape: one token per value and per key, in source order. An object's token is followed by its
  * members, each a key token (JSCAN_STRING) and the value's tokens; `next` skips a value with
@@ -62,6 +62,12 @@ typedef struct jscan {
  * object), 0 when json-c must decide (outside the subset, invalid, or out of memory). */
 int jscan_parse(jscan_t *j, const char *body, size_t len, int max_depth);
 void jscan_free(jscan_t *j);
+
+/* Length of the well-formed UTF-8 sequence that starts at s (s[0] >= 0x80, n bytes left), or
+ * 0. json-c's own check only counts continuation bytes, so it lets overlong forms, surrogates
+ * and code points above U+10FFFF through to the topic; this follows RFC 3629 (Unicode table
+ * 3-7) instead. The normaliser's pre-parse scan uses it too. */
+size_t jscan_utf8_len(const unsigned char *s, size_t n);
 
 /* A cheap hash of a key's bytes (a few of them and the length), to rule out most unequal keys
  * before comparing bytes. */

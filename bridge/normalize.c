@@ -195,38 +195,6 @@ static const char *get_str(json_object *o, const char *key, size_t *len) {
     return json_object_get_string(v);
 }
 
-/* Length of the well-formed UTF-8 sequence that starts at s (s[0] >= 0x80), or 0. json-c's own
- * check only counts continuation bytes, so it lets overlong forms, surrogates and code points
- * above U+10FFFF through to the topic; this follows RFC 3629 (Unicode table 3-7) instead. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-    size_t more;
-    if (c >= 0xc2 && c <= 0xdf) {
-        more = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        more = 2;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong below U+0800 */
-        if (c == 0xed)
-            hi = 0x9f; /* surrogates U+D800..U+DFFF */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        more = 3;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong below U+10000 */
-        if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else {
-        return 0; /* continuation byte, C0/C1 overlong lead, or F5..FF */
-    }
-    if (n - 1 < more || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k <= more; k++)
-        if ((s[k] & 0xc0) != 0x80)
-            return 0;
-    return more + 1;
-}
-
 static int is_json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /* What scan_body() looks at: 0 for a byte it passes over. A byte's class depends on whether it
@@ -262,7 +230,7 @@ static inline uint64_t look_outside(uint64_t v) {
 
 /* One pass over the body for what json-c lets through or gets wrong, before it parses:
  *   - a NUL byte: json-c stops there as if the body ended, which would drop the rest;
- *   - UTF-8 that is not well-formed (see utf8_seq_len);
+ *   - UTF-8 that is not well-formed (see jscan_utf8_len);
  *   - a control character left raw in a string, and a single quote outside one (json-c's strict
  *     mode takes "a<TAB>b" and {'k':1}; RFC 8259 takes neither);
  *   - \u0000 in a key: json-c keys are C strings, cut at the NUL, so {"k\u0000x":1,"k":2} would
@@ -297,7 +265,7 @@ static void scan_body(const unsigned char *s, size_t len, body_scan_t *r) {
             return;
         switch (cls[s[i]]) {
         case SC_HIGH: {
-            size_t n = utf8_seq_len(s + i, len - i);
+            size_t n = jscan_utf8_len(s + i, len - i);
             if (n == 0)
                 goto fault;
             i += n;
@@ -1201,7 +1169,6 @@ static hb_status_t build_fast(const norm_opts_t *opts, const route_t *router, co
     hb_status_t st = HB_ERR_NOT_FOUND;
     jscan_t j = {0};
     buf_t scratch = {0}; /* decoded strings: event_type, subject */
-    body_scan_t scan;
     fast_top_t top;
     norm_event_t ev = {0};
     norm_doc_t doc = {0};
@@ -1211,9 +1178,9 @@ static hb_status_t build_fast(const norm_opts_t *opts, const route_t *router, co
     size_t family_len, topic_len, time_len, recv_len, n;
     int64_t secs = 0;
 
-    scan_body((const unsigned char *)body, len, &scan);
-    if (scan.fault != SC_PLAIN || scan.nul_key != SIZE_MAX ||
-        !jscan_parse(&j, body, len, max_depth))
+    /* jscan checks what scan_body would (UTF-8, raw control characters, NUL, quotes, \u0000)
+     * as it goes: a body with any of those is left to json-c's path, which reports it. */
+    if (!jscan_parse(&j, body, len, max_depth))
         goto done;
     fast_scan_top(&j, &top);
     if (!fast_is_string(&j, top.event_type))

@@ -1170,6 +1170,7 @@ static void test_fast_path_subset(void **state) {
         "{\"event_type\":\"stack.x\",\"timestamp\":-5,\"n\":123456789012345678}",
         "{\"event_type\":\"server.x\",\"uid\":\"u\",\"name\":\"n\",\"status\":1,\"git\":2}",
         "{\"event_type\":\"a\",\"k\":{\"k\":{\"k\":1}},\"kk\":1,\"K\":2,\"\":3}",
+        "{\"event_type\":\"stack.x\",\"\xc3\xa9\":\"\xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"}",
     };
     static const char *const left[] = {
         "{\"event_type\":\"stack.x\",\"k\\u0061\":1}",          /* escape in a key */
@@ -1196,6 +1197,14 @@ static void test_fast_path_subset(void **state) {
         "{\"event_type\":\"stack.x\",\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
         "[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
         "",
+        "{\"event_type\":\"stack.x\",\"s\":\"\xc0\xaf\"}",     /* overlong UTF-8 */
+        "{\"event_type\":\"stack.x\",\"s\":\"\xed\xa0\x80\"}", /* a surrogate in UTF-8 */
+        "{\"event_type\":\"stack.x\",\"s\":\"\xf4\x90\x80\x80\"}", /* above U+10FFFF */
+        "{\"event_type\":\"stack.x\",\"s\":\"\xe2\x82\"}",    /* cut short */
+        "{\"event_type\":\"stack.x\",\"\xff\":1}",
+        "{\"event_type\":\"stack.x\",\"s\":\"a\tb\"}",         /* raw control character */
+        "{\"event_type\":\"stack.x\",'s':1}",
+        "{\"event_type\":\"stack.x\",\"s\":\xc3\xa9}",
     };
     msg_t m;
     char err[512];
