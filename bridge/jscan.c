@@ -234,6 +234,9 @@ static int scan_container(scan_t *p, int level) {
     if (t < 0)
         return -1;
     size_t members = 0;
+    /* A 256-bit Bloom filter of the keys so far: most keys are new, and the filter says so
+     * without walking the earlier ones. */
+    uint64_t seen[4] = {0, 0, 0, 0};
     p->i++;
     skip_ws(p);
     if (p->i < p->len && p->s[p->i] == close) {
@@ -246,8 +249,16 @@ static int scan_container(scan_t *p, int level) {
                 if (p->s[p->i] != '"' || ++members > JSCAN_MAX_MEMBERS)
                     return -1;
                 size_t k = p->j->n;
-                if (scan_string(p, 1) != 0 || key_repeated(p->j, (size_t)t + 1, k))
+                if (scan_string(p, 1) != 0)
                     return -1;
+                uint32_t h = p->j->tok[k].hash;
+                unsigned bit = (h ^ h >> 8 ^ h >> 16) & 255;
+                if (seen[bit >> 6] >> (bit & 63) & 1) {
+                    if (key_repeated(p->j, (size_t)t + 1, k))
+                        return -1;
+                } else {
+                    seen[bit >> 6] |= (uint64_t)1 << (bit & 63);
+                }
                 skip_ws(p);
                 if (p->i >= p->len || p->s[p->i] != ':')
                     return -1;
