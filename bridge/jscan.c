@@ -111,6 +111,12 @@ static int scan_string(scan_t *p, int key) {
     int escaped = 0;
     const unsigned char *s = p->s;
     for (;;) {
+        for (; p->i + 8 <= p->len; p->i += 8) {
+            uint64_t v; /* memcpy: an unaligned load */
+            memcpy(&v, s + p->i, 8);
+            if (jscan_swar_string_stop(v))
+                break;
+        }
         while (p->i < p->len && str_class[s[p->i]] == STR_PLAIN)
             p->i++;
         if (p->i >= p->len || str_class[s[p->i]] == STR_CTRL)

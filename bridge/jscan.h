@@ -69,6 +69,22 @@ void jscan_free(jscan_t *j);
  * 3-7) instead. The normaliser's pre-parse scan uses it too. */
 size_t jscan_utf8_len(const unsigned char *s, size_t n);
 
+/* Eight bytes at a time (SWAR): jscan_swar_below(v, n) is nonzero exactly when some byte of v
+ * is below n (n <= 0x80; a borrow can only mark bytes above a true one, which does not change
+ * "any"); jscan_swar_string_stop(v) when some byte is one a string scan must look at: a quote,
+ * a backslash, a control character or a byte above 0x7f. */
+#define JSCAN_B8(x) (0x0101010101010101ULL * (uint64_t)(x))
+static inline uint64_t jscan_swar_below(uint64_t v, unsigned n) {
+    return (v - JSCAN_B8(n)) & ~v & JSCAN_B8(0x80);
+}
+static inline uint64_t jscan_swar_eq(uint64_t v, unsigned char c) {
+    return jscan_swar_below(v ^ JSCAN_B8(c), 1);
+}
+static inline uint64_t jscan_swar_string_stop(uint64_t v) {
+    return jscan_swar_below(v, 0x20) | jscan_swar_eq(v, '"') | jscan_swar_eq(v, '\\') |
+           (v & JSCAN_B8(0x80));
+}
+
 /* A cheap hash of a key's bytes (a few of them and the length), to rule out most unequal keys
  * before comparing bytes. */
 static inline uint32_t jscan_key_hash(const char *key, size_t n) {

@@ -215,17 +215,12 @@ typedef struct body_scan {
     size_t nul_key; /* offset of a \u0000 escape in a string that a ':' follows, else SIZE_MAX */
 } body_scan_t;
 
-/* Eight bytes at a time (SWAR), whether any byte of v is one scan_body() must look at: it then
- * finds which with its tables. any_below(v, n) is nonzero exactly when some byte of v is below
- * n (n <= 0x80; a borrow can only mark bytes above a true one, which does not change "any"). */
-#define B8(x) (0x0101010101010101ULL * (uint64_t)(x))
-static inline uint64_t any_below(uint64_t v, unsigned n) { return (v - B8(n)) & ~v & B8(0x80); }
-static inline uint64_t any_eq(uint64_t v, unsigned char c) { return any_below(v ^ B8(c), 1); }
-static inline uint64_t look_in_string(uint64_t v) {
-    return any_below(v, 0x20) | any_eq(v, '"') | any_eq(v, '\\') | (v & B8(0x80));
-}
+/* Eight bytes at a time (SWAR, jscan.h's helpers), whether any byte of v is one scan_body()
+ * must look at: it then finds which with its tables. */
+static inline uint64_t look_in_string(uint64_t v) { return jscan_swar_string_stop(v); }
 static inline uint64_t look_outside(uint64_t v) {
-    return any_below(v, 1) | any_eq(v, '"') | any_eq(v, '\'') | (v & B8(0x80));
+    return jscan_swar_below(v, 1) | jscan_swar_eq(v, '"') | jscan_swar_eq(v, '\'') |
+           (v & JSCAN_B8(0x80));
 }
 
 /* One pass over the body for what json-c lets through or gets wrong, before it parses:
