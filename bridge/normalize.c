@@ -107,8 +107,6 @@ static const stack_field_t *stack_field(const char *key, size_t n) {
     return NULL;
 }
 
-static int is_stack_field(const char *key) { return stack_field(key, strlen(key)) != NULL; }
-
 /* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int json_number_ok(const char *s) {
     if (*s == '-')
@@ -659,58 +657,6 @@ static void put_value(buf_t *b, json_object *o) {
     }
 }
 
-/* Writes the payload with the data rules of `shape` applied (see data_shape_t). */
-static void write_data(buf_t *b, json_object *root, data_shape_t shape) {
-    /* A flat payload's keys are each looked up once: is_field[i] for the i-th member (the
-     * members past FLAT_KEYS_MAX, if any, are looked up as they come). */
-    enum { FLAT_KEYS_MAX = 128 };
-    unsigned char is_field[FLAT_KEYS_MAX];
-    size_t n = 0;
-    if (shape == DATA_FLAT)
-        for (struct lh_entry *e = lh_table_head(json_object_get_object(root));
-             e && n < FLAT_KEYS_MAX; e = lh_entry_next(e))
-            is_field[n++] = (unsigned char)is_stack_field((const char *)lh_entry_k(e));
-#define IS_FIELD(i, k) ((i) < n ? is_field[i] : is_stack_field(k))
-    int first = 1, stack_done = 0;
-    size_t i = 0;
-    buf_putc(b, '{');
-    for (struct lh_entry *e = lh_table_head(json_object_get_object(root)); e;
-         e = lh_entry_next(e), i++) {
-        const char *key = (const char *)lh_entry_k(e);
-        json_object *val = (json_object *)lh_entry_v(e);
-        int field = shape == DATA_FLAT && IS_FIELD(i, key);
-        if (field && stack_done)
-            continue; /* already written inside data.stack */
-        if (!first)
-            buf_putc(b, ',');
-        first = 0;
-        if (field) {
-            /* This member and every later stack field, in payload order. */
-            int sfirst = 1;
-            size_t j = i;
-            stack_done = 1;
-            buf_append(b, "\"stack\":{", 9);
-            for (struct lh_entry *f = e; f; f = lh_entry_next(f), j++) {
-                const char *k = (const char *)lh_entry_k(f);
-                if (!IS_FIELD(j, k))
-                    continue;
-                if (!sfirst)
-                    buf_putc(b, ',');
-                sfirst = 0;
-                put_kv(b, k, (json_object *)lh_entry_v(f));
-            }
-            buf_putc(b, '}');
-        } else if (shape == DATA_STACK_UID && strcmp(key, "stack") == 0) {
-            buf_append(b, "\"stack\":{\"uid\":", 15);
-            put_value(b, val);
-            buf_putc(b, '}');
-        } else {
-            put_kv(b, key, val);
-        }
-    }
-#undef IS_FIELD
-    buf_putc(b, '}');
-}
 
 /* Seconds that hbtime can format as years 0000-9999; the bound also keeps "* 1000" in range. */
 #define TS_MAX_SECS 253402300799LL
@@ -847,7 +793,122 @@ typedef struct norm_doc {
     data_shape_t shape;
 } norm_doc_t;
 
-static void write_data_fast(buf_t *b, const jscan_t *j, data_shape_t shape);
+static void write_data(buf_t *b, const norm_doc_t *doc);
+
+/* The payload's top-level members in order, from either parse: a cursor write_data() copies to
+ * look ahead. */
+typedef struct member {
+    const norm_doc_t *doc;
+    struct lh_entry *e; /* json-c's path */
+    size_t k, end;      /* the fast path: the key's token, the object's end */
+} member_t;
+
+static void member_first(const norm_doc_t *d, member_t *m) {
+    *m = (member_t){.doc = d};
+    if (d->tape) {
+        m->k = 1;
+        m->end = d->tape->tok[0].next;
+    } else {
+        m->e = lh_table_head(json_object_get_object(d->root));
+    }
+}
+
+static int member_end(const member_t *m) { return m->doc->tape ? m->k >= m->end : !m->e; }
+
+static void member_next(member_t *m) {
+    if (m->doc->tape)
+        m->k = m->doc->tape->tok[m->k + 1].next;
+    else
+        m->e = lh_entry_next(m->e);
+}
+
+/* The key, as json-c holds it: a C string cut at its first NUL; the tape's holds no escape. */
+static const char *member_key(const member_t *m, size_t *len) {
+    if (m->doc->tape) {
+        *len = m->doc->tape->tok[m->k].len;
+        return m->doc->tape->src + m->doc->tape->tok[m->k].off;
+    }
+    const char *k = (const char *)lh_entry_k(m->e);
+    *len = strlen(k);
+    return k;
+}
+
+static void member_put_value(buf_t *b, const member_t *m, buf_t *scratch) {
+    if (m->doc->tape)
+        jscan_put_value(b, m->doc->tape, m->k + 1, scratch);
+    else
+        put_value(b, (json_object *)lh_entry_v(m->e));
+}
+
+/* "key":value, json-c style. */
+static void member_put(buf_t *b, const member_t *m, buf_t *scratch) {
+    size_t n;
+    const char *key = member_key(m, &n);
+    buf_json_str(b, key, n);
+    buf_putc(b, ':');
+    member_put_value(b, m, scratch);
+}
+
+static int member_is_stack_field(const member_t *m) {
+    size_t n;
+    const char *key = member_key(m, &n);
+    return stack_field(key, n) != NULL;
+}
+
+/* Writes the payload with the data rules of its shape applied (see data_shape_t). */
+static void write_data(buf_t *b, const norm_doc_t *doc) {
+    /* A flat payload's keys are each looked up once: is_field[i] for the i-th member (the
+     * members past FLAT_KEYS_MAX, if any, are looked up as they come). */
+    enum { FLAT_KEYS_MAX = 128 };
+    unsigned char is_field[FLAT_KEYS_MAX];
+    buf_t scratch = {0}; /* the fast path's strings with escapes, decoded */
+    member_t m, f;
+    size_t n = 0;
+    if (doc->shape == DATA_FLAT)
+        for (member_first(doc, &m); !member_end(&m) && n < FLAT_KEYS_MAX; member_next(&m))
+            is_field[n++] = (unsigned char)member_is_stack_field(&m);
+#define IS_FIELD(i, mp) ((i) < n ? is_field[i] : member_is_stack_field(mp))
+    int first = 1, stack_done = 0;
+    size_t i = 0;
+    buf_putc(b, '{');
+    for (member_first(doc, &m); !member_end(&m); member_next(&m), i++) {
+        int field = doc->shape == DATA_FLAT && IS_FIELD(i, &m);
+        if (field && stack_done)
+            continue; /* already written inside data.stack */
+        if (!first)
+            buf_putc(b, ',');
+        first = 0;
+        size_t klen;
+        const char *key = member_key(&m, &klen);
+        if (field) {
+            /* This member and every later stack field, in payload order. */
+            int sfirst = 1;
+            size_t j = i;
+            stack_done = 1;
+            buf_append(b, "\"stack\":{", 9);
+            for (f = m; !member_end(&f); member_next(&f), j++) {
+                if (!IS_FIELD(j, &f))
+                    continue;
+                if (!sfirst)
+                    buf_putc(b, ',');
+                sfirst = 0;
+                member_put(b, &f, &scratch);
+            }
+            buf_putc(b, '}');
+        } else if (doc->shape == DATA_STACK_UID && klen == 5 && memcmp(key, "stack", 5) == 0) {
+            buf_append(b, "\"stack\":{\"uid\":", 15);
+            member_put_value(b, &m, &scratch);
+            buf_putc(b, '}');
+        } else {
+            member_put(b, &m, &scratch);
+        }
+    }
+#undef IS_FIELD
+    buf_putc(b, '}');
+    if (!buf_ok(&scratch))
+        b->oom = 1;
+    buf_free(&scratch);
+}
 
 /* What both paths share once the payload is read and routed: the id, the envelope and the
  * record. On HB_NOMEM out is left for the caller to free. */
@@ -891,10 +952,7 @@ static hb_status_t put_record(const norm_opts_t *opts, const char *body, size_t 
         PUT_MEMBER(&env, "receivedat", recv_s, recv_len);
         buf_append(&env, ",\"data\":", 8);
     }
-    if (doc->tape)
-        write_data_fast(&env, doc->tape, doc->shape);
-    else
-        write_data(&env, doc->root, doc->shape);
+    write_data(&env, doc);
     if (opts->mode != NORM_BINARY)
         buf_putc(&env, '}');
     if (!buf_ok(&env))
@@ -1102,60 +1160,6 @@ static int fast_time_secs(const jscan_t *j, size_t i, buf_t *scratch, int64_t *s
     }
 }
 
-/* As write_data(), on the tape. A key has no escapes (jscan's subset) and so is its bytes. */
-static void write_data_fast(buf_t *b, const jscan_t *j, data_shape_t shape) {
-    unsigned char is_field[JSCAN_MAX_MEMBERS];
-    buf_t scratch = {0};
-    size_t n = 0;
-    const size_t end = j->tok[0].next;
-    if (shape == DATA_FLAT)
-        for (size_t k = 1; k < end && n < JSCAN_MAX_MEMBERS; k = j->tok[k + 1].next)
-            is_field[n++] = stack_field(j->src + j->tok[k].off, j->tok[k].len) != NULL;
-    int first = 1, stack_done = 0;
-    size_t i = 0;
-    buf_putc(b, '{');
-    for (size_t k = 1; k < end; k = j->tok[k + 1].next, i++) {
-        const jscan_tok_t *key = &j->tok[k];
-        int field = shape == DATA_FLAT && is_field[i];
-        if (field && stack_done)
-            continue; /* already written inside data.stack */
-        if (!first)
-            buf_putc(b, ',');
-        first = 0;
-        if (field) {
-            /* This member and every later stack field, in payload order. */
-            int sfirst = 1;
-            stack_done = 1;
-            buf_append(b, "\"stack\":{", 9);
-            for (size_t f = k, fi = i; f < end; f = j->tok[f + 1].next, fi++) {
-                if (!is_field[fi])
-                    continue;
-                if (!sfirst)
-                    buf_putc(b, ',');
-                sfirst = 0;
-                buf_putc(b, '"');
-                buf_append(b, j->src + j->tok[f].off, j->tok[f].len);
-                buf_append(b, "\":", 2);
-                jscan_put_value(b, j, f + 1, &scratch);
-            }
-            buf_putc(b, '}');
-        } else if (shape == DATA_STACK_UID && key->len == 5 &&
-                   memcmp(j->src + key->off, "stack", 5) == 0) {
-            buf_append(b, "\"stack\":{\"uid\":", 15);
-            jscan_put_value(b, j, k + 1, &scratch);
-            buf_putc(b, '}');
-        } else {
-            buf_putc(b, '"');
-            buf_append(b, j->src + key->off, key->len);
-            buf_append(b, "\":", 2);
-            jscan_put_value(b, j, k + 1, &scratch);
-        }
-    }
-    buf_putc(b, '}');
-    if (!buf_ok(&scratch))
-        b->oom = 1;
-    buf_free(&scratch);
-}
 
 /* Returns HB_OK with *out built, HB_ERR_NOT_FOUND when the fast path does not take the body
  * (json-c's path decides), HB_ERR_NOMEM. */
