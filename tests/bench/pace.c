@@ -8,7 +8,9 @@
  *
  * Prints the line tests/bench/post.lua prints, so the bench reads either:
  *   hb-bench requests=N ok2xx=N non2xx=N errors=N p50_us=.. p90_us=.. p99_us=.. p999_us=..
- *            max_us=.. mean_us=.. duration_us=.. rps=.. [late=N]
+ *            max_us=.. mean_us=.. duration_us=.. rps=.. late=N send_p50_us=.. send_p99_us=..
+ * (late: requests that went out over 1 ms after they were due; send_*: latency from the send,
+ * what wrk measures, for comparison)
  * A request is due every 1/R s from the start; it goes out on the first idle connection (it
  * waits, with its clock running, when all are busy). Only HTTP/1.1 answers with Content-Length
  * are read (hookbridge's, Fluent Bit's and hb-baseline's). Loopback, IPv4. */
@@ -34,6 +36,7 @@ typedef struct pconn {
     int fd;
     int busy;
     uint64_t due_ns;  /* when the request in flight was due */
+    uint64_t sent_ns; /* when it went out */
     const char *out;  /* the request being written */
     size_t out_len, out_off;
     char in[PACE_IN_MAX];
@@ -47,7 +50,7 @@ typedef struct pace {
     size_t nreq, next_req;
     pconn_t *conns;
     int nconns, ep;
-    uint64_t *lat_us;
+    uint64_t *lat_us, *send_us; /* from the due time; from the send (as wrk measures) */
     size_t nlat, cap_lat;
     uint64_t ok, bad, errors;
 } pace_t;
@@ -105,16 +108,21 @@ static void conn_reset(pace_t *p, pconn_t *c) {
     conn_open(p, c);
 }
 
-static void record(pace_t *p, uint64_t us) {
+static void record(pace_t *p, uint64_t us, uint64_t send_us) {
     if (p->nlat == p->cap_lat) {
         size_t ncap = p->cap_lat ? p->cap_lat * 2 : 65536;
         uint64_t *l = realloc(p->lat_us, ncap * sizeof *l);
-        if (!l)
+        if (l)
+            p->lat_us = l;
+        uint64_t *s = realloc(p->send_us, ncap * sizeof *s);
+        if (s)
+            p->send_us = s;
+        if (!l || !s)
             return;
-        p->lat_us = l;
         p->cap_lat = ncap;
     }
-    p->lat_us[p->nlat++] = us;
+    p->lat_us[p->nlat] = us;
+    p->send_us[p->nlat++] = send_us;
 }
 
 /* Writes what the connection still owes; arms EPOLLOUT while the kernel takes no more. */
@@ -141,6 +149,7 @@ static void conn_send(pace_t *p, pconn_t *c, uint64_t due) {
     size_t r = p->next_req++ % p->nreq;
     c->busy = 1;
     c->due_ns = due;
+    c->sent_ns = now_ns();
     c->out = p->reqs[r];
     c->out_len = p->req_lens[r];
     c->out_off = 0;
@@ -186,7 +195,8 @@ static void conn_read(pace_t *p, pconn_t *c) {
             conn_reset(p, c);
             return;
         }
-        record(p, (now_ns() - c->due_ns) / 1000);
+        uint64_t t = now_ns();
+        record(p, (t - c->due_ns) / 1000, (t - c->sent_ns) / 1000);
         if (status >= 200 && status < 300)
             p->ok++;
         else
@@ -202,11 +212,11 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static uint64_t pct(const pace_t *p, double q) {
-    if (!p->nlat)
+static uint64_t pct(const uint64_t *sorted, size_t n, double q) {
+    if (!n)
         return 0;
-    size_t i = (size_t)(q / 100.0 * (double)p->nlat);
-    return p->lat_us[i < p->nlat ? i : p->nlat - 1];
+    size_t i = (size_t)(q / 100.0 * (double)n);
+    return sorted[i < n ? i : n - 1];
 }
 
 int main(int argc, char **argv) {
@@ -330,6 +340,7 @@ int main(int argc, char **argv) {
         if (p.conns[i].busy)
             p.errors++; /* no answer within 5 s of the end */
     qsort(p.lat_us, p.nlat, sizeof *p.lat_us, cmp_u64);
+    qsort(p.send_us, p.nlat, sizeof *p.send_us, cmp_u64);
     double mean = 0;
     for (size_t i = 0; i < p.nlat; i++)
         mean += (double)p.lat_us[i];
@@ -337,13 +348,14 @@ int main(int argc, char **argv) {
     uint64_t dur_us = ((t_done < t_end ? t_done : t_end) - t0) / 1000;
     printf("hb-bench requests=%zu ok2xx=%llu non2xx=%llu errors=%llu p50_us=%llu p90_us=%llu "
            "p99_us=%llu p999_us=%llu max_us=%llu mean_us=%.0f duration_us=%llu rps=%.1f "
-           "late=%llu\n",
+           "late=%llu send_p50_us=%llu send_p99_us=%llu\n",
            p.nlat, (unsigned long long)p.ok, (unsigned long long)p.bad,
-           (unsigned long long)p.errors, (unsigned long long)pct(&p, 50),
-           (unsigned long long)pct(&p, 90), (unsigned long long)pct(&p, 99),
-           (unsigned long long)pct(&p, 99.9),
+           (unsigned long long)p.errors, (unsigned long long)pct(p.lat_us, p.nlat, 50),
+           (unsigned long long)pct(p.lat_us, p.nlat, 90), (unsigned long long)pct(p.lat_us, p.nlat, 99),
+           (unsigned long long)pct(p.lat_us, p.nlat, 99.9),
            (unsigned long long)(p.nlat ? p.lat_us[p.nlat - 1] : 0), mean,
            (unsigned long long)dur_us, dur_us ? (double)p.nlat * 1e6 / (double)dur_us : 0,
-           (unsigned long long)late);
+           (unsigned long long)late, (unsigned long long)pct(p.send_us, p.nlat, 50),
+           (unsigned long long)pct(p.send_us, p.nlat, 99));
     return 0;
 }
