@@ -840,12 +840,19 @@ static void member_put_value(buf_t *b, const member_t *m, buf_t *scratch) {
         put_value(b, (json_object *)lh_entry_v(m->e));
 }
 
-/* "key":value, json-c style. */
+/* "key":value, json-c style. A tape's key needs no escaping (no quote, backslash or control
+ * character: jscan's subset), so its bytes are copied as they are. */
 static void member_put(buf_t *b, const member_t *m, buf_t *scratch) {
     size_t n;
     const char *key = member_key(m, &n);
-    buf_json_str(b, key, n);
-    buf_putc(b, ':');
+    if (m->doc->tape) {
+        buf_putc(b, '"');
+        buf_append(b, key, n);
+        buf_append(b, "\":", 2);
+    } else {
+        buf_json_str(b, key, n);
+        buf_putc(b, ':');
+    }
     member_put_value(b, m, scratch);
 }
 
