@@ -82,8 +82,8 @@ static void reopen(fx_t *f) {
 }
 
 static const char *fpath(fx_t *f, const char *name) {
-    int n = snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
-    assert_true(n > 0 && (size_t)n < sizeof f->path); /* a cut path would test another file */
+    /* Checked, not ignored: -Wformat-truncation fails the Release build otherwise. */
+    assert_true(snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name) < (int)sizeof f->path);
     return f->path;
 }
 
