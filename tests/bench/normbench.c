@@ -11,26 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchfile.h"
 #include "normalize.h"
 #include "route.h"
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    long n;
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc((size_t)n + 1)) != NULL && fread(data, 1, (size_t)n, f) == (size_t)n) {
-        data[n] = '\0';
-        *len = (size_t)n;
-    } else {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    return data;
-}
 
 static double cpu_seconds(void) {
     struct timespec ts;
@@ -60,7 +43,7 @@ int main(int argc, char **argv) {
     if (!bodies || !lens || !r)
         return 1;
     for (size_t i = 0; i < nbodies; i++)
-        if (!(bodies[i] = slurp(argv[first + (int)i], &lens[i]))) {
+        if (!(bodies[i] = bench_read_file(argv[first + (int)i], &lens[i]))) {
             fprintf(stderr, "hb-normbench: cannot read %s\n", argv[first + (int)i]);
             return 1;
         }

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchfile.h"
+
 #define PACE_IN_MAX 65536
 
 typedef struct pconn {
@@ -59,23 +61,6 @@ static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    long n;
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc((size_t)n + 1)) != NULL && fread(data, 1, (size_t)n, f) == (size_t)n) {
-        *len = (size_t)n;
-    } else {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    return data;
 }
 
 static int conn_open(pace_t *p, pconn_t *c) {
@@ -258,7 +243,7 @@ int main(int argc, char **argv) {
         return 1;
     for (size_t i = 0; i < p.nreq; i++) {
         size_t blen;
-        char *body = slurp(argv[first + (int)i], &blen);
+        char *body = bench_read_file(argv[first + (int)i], &blen);
         if (!body) {
             fprintf(stderr, "hb-pace: cannot read %s\n", argv[first + (int)i]);
             return 1;
