@@ -134,12 +134,22 @@ static void serve_readyz(admin_t *a, conn_req_t *req) {
         reason = "kafka is down and the spool is full (or refused a record within 30 s)";
     else
         reason = "kafka is down and a spool write failed within the last 30 s";
-    char body[512]; /* fixed strings: always fits */
-    int len = snprintf(body, sizeof body,
-                       "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"}\n",
-                       ready ? "true" : "false", st.kafka_up ? "up" : "down",
-                       spool_full ? "full" : spool_failed ? "error" : "ok", reason);
-    send_json(req, ready ? 200 : 503, NULL, body, (size_t)len);
+    buf_t b = {0};
+    buf_printf(&b, "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"",
+               ready ? "true" : "false", st.kafka_up ? "up" : "down",
+               spool_full ? "full" : spool_failed ? "error" : "ok", reason);
+    /* Why Kafka is down, in librdkafka's words: a refused login reads differently from an
+     * unreachable broker, and only the first one needs the operator. */
+    if (!st.kafka_up && st.kafka_error[0]) {
+        buf_puts(&b, ",\"kafka_error\":");
+        buf_json_str(&b, st.kafka_error, strlen(st.kafka_error));
+    }
+    buf_puts(&b, "}\n");
+    if (buf_ok(&b))
+        send_json(req, ready ? 200 : 503, NULL, b.data, b.len);
+    else
+        send_error(req, 503, "nomem", "out of memory", NULL);
+    buf_free(&b);
 }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
