@@ -200,8 +200,11 @@ static void on_outcome(void *ctx, hb_status_t st, const char *id) {
     job_t *j = ctx;
     j->st = st;
     j->has_id = id != NULL;
-    if (id)
-        snprintf(j->id, sizeof j->id, "%s", id);
+    if (id) { /* no printf on the hot path */
+        size_t n = strnlen(id, MSG_ID_LEN);
+        memcpy(j->id, id, n);
+        j->id[n] = '\0';
+    }
     if (j->owner->is_main)
         job_complete(j->owner, j);
     else
