@@ -436,6 +436,63 @@ static void test_call_runs_on_every_loop(void **state) {
     call_barrier(0);
 }
 
+/* Calls issued while jobs flow (as reloads under load): every loop runs them in the order they
+ * were issued, and their all_done come in that order too, so a reload's old endpoint set is
+ * freed only after the later swaps' loops are past it. */
+typedef struct seq_call {
+    fix_t *f;
+    int n;
+    int *done_order;
+    size_t *done_cnt;
+} seq_call_t;
+
+static int seq_fn(void *arg, workers_loop_t *l) {
+    seq_call_t *c = arg;
+    tloop_t *t = workers_loop_data(l);
+    LOOP_CHECK(t->call_ran == c->n); /* call n runs after calls 0 .. n-1 on this loop */
+    t->call_ran = c->n + 1;
+    return 0;
+}
+
+static void seq_all_done(void *arg, size_t failed) {
+    seq_call_t *c = arg;
+    assert_int_equal(failed, 0);
+    c->done_order[(*c->done_cnt)++] = c->n;
+}
+
+#define SEQ_CALLS 20
+static seq_call_t seq_calls[SEQ_CALLS];
+static int seq_done_order[SEQ_CALLS];
+static size_t seq_done_cnt;
+
+static void issue_calls(fix_t *f) {
+    for (int i = 0; i < SEQ_CALLS; i++) {
+        seq_calls[i] = (seq_call_t){f, i, seq_done_order, &seq_done_cnt};
+        assert_int_equal(workers_call(f->ws, seq_fn, &seq_calls[i], seq_all_done), 0);
+    }
+}
+
+static void test_calls_under_load_keep_their_order(void **state) {
+    (void)state;
+    fix_t *f = fix_new(3, 1, 3000, 0);
+    seq_done_cnt = 0;
+    f->all_answered = stop_now;
+    char err[256];
+    if (!fix_start(f, err, sizeof err))
+        fail_msg("workers_new: %s", err);
+    issue_calls(f); /* before the loops' first jobs reach the main loop */
+    fix_run(f);
+    assert_true(f->stopped);
+    assert_int_equal(seq_done_cnt, SEQ_CALLS);
+    for (int i = 0; i < SEQ_CALLS; i++)
+        assert_int_equal(seq_done_order[i], i);
+    for (size_t i = 0; i < f->loops; i++) {
+        tloop_t *t = workers_loop_data(workers_loop(f->ws, i));
+        assert_int_equal(t->call_ran, SEQ_CALLS);
+    }
+    fix_free(f);
+}
+
 /* ---- teardown --------------------------------------------------------------------------- */
 
 static void break_now(fix_t *f) { event_base_loopbreak(f->base); }
@@ -533,6 +590,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip_one_loop_no_thread),
         cmocka_unit_test(test_stop_waits_for_inflight),
         cmocka_unit_test(test_call_runs_on_every_loop),
+        cmocka_unit_test(test_calls_under_load_keep_their_order),
         cmocka_unit_test(test_outcomes_after_join_are_discarded),
         cmocka_unit_test(test_jobs_never_submitted_are_freed),
         cmocka_unit_test(test_start_failures),
