@@ -68,6 +68,9 @@ static const cfg_option_t options[] = {
      "counted.", 0},
     {"http.max_headers", CFG_INT, OFF(http_max_headers), "100", 1, 10000, NULL,
      "Most header fields in a request; more gets 431.", 0},
+    {"http.workers", CFG_INT, OFF(http_workers), "0", 0, 64, NULL, /* WORKERS_MAX */
+     "Event loops serving webhooks: the main loop and http.workers - 1 threads, sharing one "
+     "producer and one spool; 0: one per CPU the daemon may run on (its affinity mask).", 0},
     {"http.tls_cert_file", CFG_STRING, OFF(http_tls_cert_file), "", 0, 4096, NULL,
      "PEM certificate (chain) of the webhook listener; with http.tls_key_file set too, it "
      "speaks only TLS (1.2 or later). Empty: plain HTTP.", CFG_F_RELOAD},
