@@ -179,7 +179,7 @@ static void sample_u64(buf_t *b, const char *name, uint64_t v) {
 /* The webhook listener's connection limits and TLS (conn.h). */
 static void render_conns(admin_t *a, buf_t *b) {
     conn_stats_t cs;
-    conn_get_stats(http_conns(a->http), &cs);
+    http_conn_stats(a->http, &cs); /* every HTTP loop's listener */
     head(b, "hookbridge_http_connections_open", "gauge", "Webhook connections open now.");
     sample_u64(b, "hookbridge_http_connections_open", cs.open);
     head(b, "hookbridge_http_connections_max", "gauge",

@@ -1,5 +1,6 @@
-/* bridge.c: wires the webhook listener to the endpoints, the normaliser and the dispatcher, the
- * admin listener to all of them, and reloads the configuration. */
+/* bridge.c: wires the webhook listeners (one per HTTP loop, workers.h) to the endpoints, the
+ * normaliser and the dispatcher, the admin listener to all of them, and reloads the
+ * configuration. */
 #include "bridge.h"
 
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "normalize.h"
 #include "producer.h"
 #include "spool.h"
+#include "workers.h"
 
 struct bridge {
     struct event_base *base;
@@ -26,7 +28,10 @@ struct bridge {
     endpoint_set_t *endpoints; /* served by http; replaced whole by a reload */
     dispatch_t *dispatch;
     size_t max_record; /* librdkafka's message.max.bytes */
-    http_server_t *http;
+    http_group_t *group; /* what the loops' servers share */
+    http_server_t *http; /* loop 0's (the main loop's): admin reads the group through it */
+    workers_t *workers;  /* the HTTP loops (http.workers) */
+    size_t nloops;
     admin_t *admin; /* NULL when admin.listen is empty; reads http, dispatch and reloads */
     admin_reload_stats_t reloads;
     void (*done)(void *);
@@ -34,7 +39,15 @@ struct bridge {
     struct event *stop_timer; /* the graceful stop's steps (bridge_shutdown) */
     int stop_step;
     int64_t stop_drain_until_ms;
+    size_t stop_open_loops; /* loops with connections open, as last counted */
 };
+
+/* One HTTP loop's state (workers.h: hooks.init's result). */
+typedef struct bridge_loop {
+    bridge_t *b;
+    workers_loop_t *l;
+    http_server_t *http;
+} bridge_loop_t;
 
 /* The largest record a body of n bytes can make: the envelope repeats the stack uid as the
  * subject, the key and, percent-encoded (3 bytes for 1), in the source, so a body that is
@@ -124,10 +137,11 @@ static void on_done(void *ctx, hb_status_t st, const char *id) {
 }
 
 /* ep is used during this call only: the record takes copies, and the request keeps nothing of
- * it, so a reload may free the endpoint before the answer. */
+ * it, so a reload may free the endpoint before the answer. Runs on the request's loop. */
 static void on_webhook(void *arg, http_req_t *req, const endpoint_t *ep, const char *body,
                        size_t len) {
-    bridge_t *b = arg;
+    bridge_loop_t *bl = arg;
+    bridge_t *b = bl->b;
     msg_t m;
     char err[512];
     hb_status_t st = norm_build(endpoint_norm(ep), endpoint_router(ep), body, len,
@@ -153,7 +167,7 @@ static void on_webhook(void *arg, http_req_t *req, const endpoint_t *ep, const c
             http_reply_error(req, 413, "event_too_large", err, 0);
             return;
         }
-        dispatch_submit(b->dispatch, &m, on_done, req);
+        workers_submit(bl->l, &m, on_done, req); /* on_done runs on this loop */
         return;
     }
     case HB_ERR_JSON:
@@ -172,6 +186,58 @@ static void on_webhook(void *arg, http_req_t *req, const endpoint_t *ep, const c
         http_reply_error(req, 503, "unavailable", err, 1);
         return;
     }
+}
+
+/* The main loop's end of workers_submit: every event goes to the one dispatcher. */
+static void submit_main(void *arg, msg_t *m, workers_done_cb done, void *ctx) {
+    dispatch_submit(arg, m, done, ctx);
+}
+
+/* Loop l's webhook server, on its own event_base (http.c binds the address of the group). */
+static void *loop_init(void *arg, workers_loop_t *l, char *errstr, size_t errlen) {
+    bridge_t *b = arg;
+    bridge_loop_t *bl = calloc(1, sizeof *bl);
+    if (!bl) {
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    bl->b = b;
+    bl->l = l;
+    if (!(bl->http = http_new(workers_loop_base(l), b->cfg, b->group, on_webhook, bl, errstr,
+                              errlen)))
+        goto fail;
+    if (http_set_endpoints(bl->http, b->endpoints) != 0) {
+        snprintf(errstr, errlen, "out of memory");
+        goto fail;
+    }
+    if (workers_loop_index(l) == 0)
+        b->http = bl->http;
+    return bl;
+fail:
+    http_free(bl->http);
+    free(bl);
+    return NULL;
+}
+
+static void loop_stop_accepting(void *arg, workers_loop_t *l) {
+    (void)arg;
+    bridge_loop_t *bl = workers_loop_data(l);
+    http_stop_accepting(bl->http);
+}
+
+static void loop_flush(void *arg, workers_loop_t *l) {
+    (void)arg;
+    bridge_loop_t *bl = workers_loop_data(l);
+    http_when_flushed(bl->http, workers_loop_flushed, l);
+}
+
+static void loop_fini(void *arg, workers_loop_t *l, void *data) {
+    bridge_t *b = arg;
+    bridge_loop_t *bl = data;
+    if (workers_loop_index(l) == 0)
+        b->http = NULL;
+    http_free(bl->http);
+    free(bl);
 }
 
 bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, size_t errlen) {
@@ -204,12 +270,23 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
     if (!(b->dispatch = dispatch_new(base, cfg, spool, errstr, errlen)))
         goto fail;
     b->max_record = producer_max_message_bytes(dispatch_producer(b->dispatch));
-    if (!(b->http = http_new(base, cfg, on_webhook, b, errstr, errlen)))
-        goto fail;
-    if (http_set_endpoints(b->http, b->endpoints) != 0) {
+    /* Loop 0 is this loop: with one loop, no thread and no hop between the listener and the
+     * dispatcher. */
+    b->nloops = workers_count_from_config(cfg->http_workers);
+    if (!(b->group = http_group_new(cfg, b->nloops))) {
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }
+    workers_opts_t wo = {
+        .loops = b->nloops,
+        .main_serves = 1,
+        .submit = submit_main,
+        .submit_arg = b->dispatch,
+        .hooks = {loop_init, loop_stop_accepting, loop_flush, loop_fini},
+        .hooks_arg = b,
+    };
+    if (!(b->workers = workers_new(base, &wo, errstr, errlen)))
+        goto fail;
     endpoint_set_log(b->endpoints, "serving");
     if (cfg->admin_listen && *cfg->admin_listen) {
         admin_sources_t src = {.http = b->http, .dispatch = b->dispatch, .reloads = &b->reloads};
@@ -237,6 +314,50 @@ static void collect_name(void *arg, const char *option) {
     buf_puts(b, option);
 }
 
+/* A reload's swap, carried to every HTTP loop (workers_call). */
+typedef struct reload_swap {
+    bridge_t *b;
+    endpoint_set_t *set, *old;
+    SSL_CTX *tls; /* the bridge's reference; each loop takes one of its own */
+    buf_t changed;
+    log_level_t before;
+} reload_swap_t;
+
+static int reload_on_loop(void *arg, workers_loop_t *l) {
+    reload_swap_t *sw = arg;
+    bridge_loop_t *bl = workers_loop_data(l);
+    if (sw->tls)
+        SSL_CTX_up_ref(sw->tls);
+    conn_set_tls(http_conns(bl->http), sw->tls); /* open connections keep theirs */
+    return http_set_endpoints(bl->http, sw->set) != 0;
+}
+
+/* Every loop serves the new set: no request holds a pointer into the old one (a request in
+ * progress keeps its id and counter slot, not its endpoint), so it can go. */
+static void reload_done(void *arg, size_t failed) {
+    reload_swap_t *sw = arg;
+    bridge_t *b = sw->b;
+    const char *path = b->cfg->path;
+    if (failed) /* out of memory on a loop: it still serves the old set, which stays */
+        log_error("bridge", "config reload: some HTTP loops keep the old endpoints (out of "
+                  "memory)", "#loops", (long long)failed, NULL);
+    else
+        endpoint_set_free(sw->old);
+    SSL_CTX_free(sw->tls);
+    b->reloads.ok++;
+    b->reloads.last_ok = 1;
+    b->reloads.last_success_ms = hbtime_now_ms();
+    endpoint_set_log(sw->set, "reloaded");
+    /* The last line of a reload, once every loop serves it. Shown when either the old or the
+     * new level shows info: a reload that quiets the log still says that it happened. */
+    if (sw->before <= LOG_LVL_INFO || log_min_level <= LOG_LVL_INFO)
+        log_write(LOG_LVL_INFO, "bridge", "config reloaded", "file", path, "changed",
+                  sw->changed.len && buf_ok(&sw->changed) ? sw->changed.data : "",
+                  "#endpoints", (long long)endpoint_set_count(sw->set), NULL);
+    buf_free(&sw->changed);
+    free(sw);
+}
+
 hb_status_t bridge_reload(bridge_t *b) {
     char err[1024];
     const char *path = b->cfg->path;
@@ -253,11 +374,6 @@ hb_status_t bridge_reload(bridge_t *b) {
     endpoint_set_t *set = fresh && conn_tls_from_config(fresh, &tls, err, sizeof err) == 0
                               ? endpoint_set_new(fresh, err, sizeof err)
                               : NULL;
-    if (set && http_set_endpoints(b->http, set) != 0) {
-        snprintf(err, sizeof err, "out of memory");
-        endpoint_set_free(set);
-        set = NULL;
-    }
     if (!set) {
         SSL_CTX_free(tls);
         config_free(fresh);
@@ -267,29 +383,30 @@ hb_status_t bridge_reload(bridge_t *b) {
                   "reason", err, NULL);
         return HB_ERR_CONFIG;
     }
-    /* The listener serves the new set now; no request holds a pointer into the old one (a
-     * request in progress keeps its id and counter slot, not its endpoint), so it can go. */
-    endpoint_set_free(b->endpoints);
+    reload_swap_t *sw = calloc(1, sizeof *sw);
+    if (!sw) {
+        SSL_CTX_free(tls);
+        endpoint_set_free(set);
+        config_free(fresh);
+        b->reloads.error++;
+        b->reloads.last_ok = 0;
+        log_error("bridge", "config reload refused; keeping the running config", "file", path,
+                  "reason", "out of memory", NULL);
+        return HB_ERR_CONFIG;
+    }
+    sw->b = b;
+    sw->set = set;
+    sw->old = b->endpoints;
+    sw->tls = tls;
     b->endpoints = set;
-    conn_set_tls(http_conns(b->http), tls); /* open connections keep theirs */
     config_diff(b->cfg, fresh, 0, warn_restart, (void *)path);
-    buf_t changed = {0};
-    config_diff(b->cfg, fresh, 1, collect_name, &changed);
-    log_level_t before = log_min_level;
+    config_diff(b->cfg, fresh, 1, collect_name, &sw->changed);
+    sw->before = log_min_level;
     config_take_reloadable(b->cfg, fresh);
     config_free(fresh);
     log_set_level((log_level_t)b->cfg->log_level);
-    b->reloads.ok++;
-    b->reloads.last_ok = 1;
-    b->reloads.last_success_ms = hbtime_now_ms();
-    endpoint_set_log(set, "reloaded");
-    /* The last line of a reload. Shown when either the old or the new level shows info: a
-     * reload that quiets the log still says that it happened. */
-    if (before <= LOG_LVL_INFO || log_min_level <= LOG_LVL_INFO)
-        log_write(LOG_LVL_INFO, "bridge", "config reloaded", "file", path, "changed",
-                  changed.len && buf_ok(&changed) ? changed.data : "", "#endpoints",
-                  (long long)endpoint_set_count(set), NULL);
-    buf_free(&changed);
+    if (workers_call(b->workers, reload_on_loop, sw, reload_done) != 0)
+        reload_done(sw, b->nloops); /* out of memory: every loop keeps the old set */
     return HB_OK;
 }
 
@@ -302,8 +419,36 @@ static void on_flushed(void *arg) {
 static void on_dispatch_stopped(void *arg) {
     bridge_t *b = arg;
     log_info("bridge", "every accepted event is safe; stopping", NULL);
-    /* The answers just given must reach their clients before the loop ends. */
-    http_when_flushed(b->http, on_flushed, b);
+    /* The answers just given must reach their clients before the loop ends: every loop
+     * flushes (hooks.flush), then on_flushed. */
+    workers_stop(b->workers, on_flushed, b);
+}
+
+/* The stop's per-loop steps, run on each loop (workers_call). */
+static int loop_set_stopping(void *arg, workers_loop_t *l) {
+    (void)arg;
+    http_set_stopping(((bridge_loop_t *)workers_loop_data(l))->http);
+    return 0;
+}
+static int loop_stop_now(void *arg, workers_loop_t *l) {
+    (void)arg;
+    http_stop_accepting(((bridge_loop_t *)workers_loop_data(l))->http);
+    return 0;
+}
+/* "failed" counts the loops with connections still open. */
+static int loop_has_open(void *arg, workers_loop_t *l) {
+    (void)arg;
+    return http_open_connections(((bridge_loop_t *)workers_loop_data(l))->http) > 0;
+}
+static void stop_step(evutil_socket_t fd, short what, void *arg);
+static void on_open_counted(void *arg, size_t loops_with_open) {
+    bridge_t *b = arg;
+    b->stop_open_loops = loops_with_open;
+    stop_step(-1, 0, b);
+}
+static void on_stop_noop(void *arg, size_t failed) {
+    (void)arg;
+    (void)failed;
 }
 
 /* How often the stop looks whether the last connections are gone. */
@@ -320,26 +465,30 @@ static void on_dispatch_stopped(void *arg) {
  *                      event is safe, the answers are flushed and done() runs. */
 static void stop_step(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
-    (void)what;
     bridge_t *b = arg;
     struct timeval poll = {0, STOP_POLL_MS * 1000};
     if (b->stop_step == 0) {
         b->stop_step = 1;
-        http_stop_accepting(b->http);
+        (void)workers_call(b->workers, loop_stop_now, b, on_stop_noop);
         log_info("bridge", "grace period over: not accepting connections; finishing the open "
-                 "ones", "#open", (long long)http_open_connections(b->http), NULL);
+                 "ones", NULL);
         b->stop_drain_until_ms =
             hbtime_mono_ms() + b->cfg->http_request_timeout_ms + b->cfg->producer_ack_timeout_ms;
     }
     if (b->stop_step == 1) {
-        size_t open = http_open_connections(b->http);
+        /* The timer: count the loops with open connections (the answer comes back here, after
+         * the loops ran loop_stop_now: a call reaches each loop in the order it was made). */
+        if ((what & EV_TIMEOUT) &&
+            workers_call(b->workers, loop_has_open, b, on_open_counted) == 0)
+            return;
+        size_t open = (what & EV_TIMEOUT) ? 0 : b->stop_open_loops;
         if (open > 0 && hbtime_mono_ms() < b->stop_drain_until_ms) {
             evtimer_add(b->stop_timer, &poll);
             return;
         }
         if (open > 0)
             log_warn("bridge", "connections still open after the stop's drain time; stopping "
-                     "anyway", "#open", (long long)open, NULL);
+                     "anyway", "#loops", (long long)open, NULL);
         b->stop_step = 2;
         dispatch_shutdown(b->dispatch, on_dispatch_stopped, b);
     }
@@ -349,14 +498,14 @@ void bridge_shutdown(bridge_t *b, void (*done)(void *arg), void *arg) {
     b->done = done;
     b->done_arg = arg;
     admin_set_stopping(b->admin);
-    http_set_stopping(b->http);
+    (void)workers_call(b->workers, loop_set_stopping, b, on_stop_noop);
     int64_t grace = b->cfg->http_shutdown_grace_ms;
     log_info("bridge", "graceful stop: serving with Connection: close during the grace period",
              "#grace_ms", (long long)grace, NULL);
     b->stop_timer = evtimer_new(b->base, stop_step, b);
     if (!b->stop_timer) {
         b->stop_step = 2; /* out of memory: skip the grace period */
-        http_stop_accepting(b->http);
+        (void)workers_call(b->workers, loop_stop_now, b, on_stop_noop);
         dispatch_shutdown(b->dispatch, on_dispatch_stopped, b);
         return;
     }
@@ -374,9 +523,11 @@ void bridge_free(bridge_t *b) {
         return;
     if (b->stop_timer)
         event_free(b->stop_timer);
-    admin_free(b->admin); /* first: it reads the listener and the dispatcher */
-    http_free(b->http);   /* before the endpoint set it serves */
-    dispatch_free(b->dispatch);
+    admin_free(b->admin);      /* first: it reads the listeners and the dispatcher */
+    workers_join(b->workers);  /* ends the loop threads, frees their servers */
+    dispatch_free(b->dispatch); /* outcomes still owed are discarded by the loops */
+    workers_free(b->workers);
+    http_group_free(b->group); /* after its servers */
     endpoint_set_free(b->endpoints);
     config_free(b->cfg);
     free(b);

@@ -12,9 +12,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -37,6 +39,31 @@
 #define CONN_RETRY_MS 1000
 
 typedef struct conn_link conn_link_t;
+
+/* The counters another thread reads (conn_get_stats) have one writer, the listener's loop:
+ * relaxed atomic loads and stores, no read-modify-write needed. */
+#define STAT_ADD(field, d)                                                                         \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (uint64_t)(d),        \
+                     __ATOMIC_RELAXED)
+#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* max_connections over the listeners that share it (conn.h). open and limit_reached are
+ * atomic; the member list is guarded by lock (a close on one loop wakes the others). */
+struct conn_cap {
+    uint64_t max;
+    uint64_t open;
+    uint64_t limit_reached;
+    int shared; /* made by conn_cap_new: its members have wake-up events */
+    pthread_mutex_t lock;
+    conn_t *members;
+};
+
+/* A connection accepted over a shared cap, waiting for a slot (conn.h). */
+typedef struct conn_waiting {
+    evutil_socket_t fd;
+    struct sockaddr_storage sa;
+    int salen;
+} conn_waiting_t;
 
 struct conn_req {
     conn_link_t *k;
@@ -86,7 +113,14 @@ struct conn {
     char *scratch;                   /* the head being parsed, copied (max_header_bytes + 1) */
     h1_field_t *fields;              /* the stored fields of that head */
     size_t fields_cap;
-    conn_stats_t st;
+    conn_stats_t st;              /* open, deadline_cuts, tls_failures (STAT_ADD) */
+    conn_cap_t *cap;              /* shared, or own_cap */
+    conn_cap_t *own_cap;
+    conn_t *cap_next;             /* in cap->members */
+    int wake_fd;                  /* eventfd: a slot freed on another loop; -1: none */
+    struct event *wake_ev;
+    conn_waiting_t *waiting;      /* accepted over the shared cap, unread */
+    size_t waiting_cnt, waiting_cap;
     int port;
     int paused;   /* we disabled the listener at the cap */
     int failing;  /* re-enabling failed (logged once) and is being retried */
@@ -102,6 +136,7 @@ struct conn {
 static void link_free(conn_link_t *k);
 static void link_process(conn_link_t *k);
 static void listener_sync(conn_t *c);
+static void cap_release(conn_t *c);
 
 /* ---- the deadline state machine (pure) ------------------------------------------------------ */
 
@@ -351,7 +386,7 @@ static void report_tls_failure(conn_link_t *k) {
         snprintf(why, sizeof why, "the client closed the connection during the handshake");
     while (bufferevent_get_openssl_error(k->bev))
         ;
-    k->c->st.tls_failures++;
+    STAT_ADD(k->c->st.tls_failures, 1);
     log_info(k->c->component, "TLS handshake failed", "peer", k->peer, "reason", why, NULL);
 }
 
@@ -373,7 +408,8 @@ static void link_close(conn_link_t *k) {
         c->unsent--;
     }
     LIST_REMOVE(k, entry);
-    c->st.open--;
+    STAT_ADD(c->st.open, -1);
+    cap_release(c);
     listener_sync(c);
     if (!k->busy)
         link_free(k);
@@ -419,7 +455,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     }
     if (k->phase != CONN_HANDSHAKE && k->phase != CONN_RECEIVING)
         return;
-    c->st.deadline_cuts++;
+    STAT_ADD(c->st.deadline_cuts, 1);
     log_warn(c->component, "request deadline exceeded", "peer", k->peer, "during",
              k->phase == CONN_HANDSHAKE ? "tls handshake" : "request", "#timeout_ms",
              (long long)c->deadline_ms, NULL);
@@ -837,18 +873,62 @@ const char *conn_req_body(const conn_req_t *r, size_t *len) {
  * listener.c checks after each accepted connection whether the listener is still on, so
  * disabling it here also stops the accept loop in progress. */
 
+/* Takes a slot of the cap: 1, or 0 when it is full (force: takes one anyway, at the stop). The
+ * one that fills the cap logs and counts the episode. */
+static int cap_reserve(conn_t *c, int force) {
+    conn_cap_t *cap = c->cap;
+    uint64_t cur = __atomic_load_n(&cap->open, __ATOMIC_RELAXED);
+    do {
+        if (cur >= cap->max && !force)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&cap->open, &cur, cur + 1, 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    if (cur + 1 == cap->max) {
+        __atomic_fetch_add(&cap->limit_reached, 1, __ATOMIC_RELAXED);
+        log_warn(c->component, "connection limit reached", "#max_connections",
+                 (long long)cap->max, NULL);
+    }
+    return 1;
+}
+
+/* A connection closed: its slot is free. The close that ends an episode at the cap logs it and
+ * wakes the cap's other listeners (theirs may be paused, or hold a waiting connection). */
+static void cap_release(conn_t *c) {
+    conn_cap_t *cap = c->cap;
+    uint64_t was = __atomic_fetch_sub(&cap->open, 1, __ATOMIC_RELAXED);
+    if (was != cap->max)
+        return;
+    log_info(c->component, "accepting connections again", "#open", (long long)(was - 1),
+             "#max_connections", (long long)cap->max, NULL);
+    if (!cap->shared)
+        return;
+    uint64_t one = 1;
+    pthread_mutex_lock(&cap->lock);
+    for (conn_t *m = cap->members; m; m = m->cap_next)
+        if (m != c && m->wake_fd >= 0 && write(m->wake_fd, &one, sizeof one) < 0) {
+            /* EAGAIN only: a wake-up is pending already */
+        }
+    pthread_mutex_unlock(&cap->lock);
+}
+
+static void link_admit(conn_t *c, evutil_socket_t fd, struct sockaddr *sa);
+
 static void listener_sync(conn_t *c) {
     if (!c->listener)
         return;
-    int full = c->st.open >= c->st.max_open;
+    /* Connections taken over the cap come first: they were accepted before any new one. */
+    while (c->waiting_cnt > 0 && cap_reserve(c, 0)) {
+        conn_waiting_t w = c->waiting[0];
+        memmove(c->waiting, c->waiting + 1, --c->waiting_cnt * sizeof *c->waiting);
+        link_admit(c, w.fd, (struct sockaddr *)&w.sa);
+    }
+    int full = c->waiting_cnt > 0 ||
+               __atomic_load_n(&c->cap->open, __ATOMIC_RELAXED) >= c->cap->max;
     char why[128];
     if (full) {
         if (!c->paused) {
             evconnlistener_disable(c->listener);
             c->paused = 1;
-            c->st.limit_reached++;
-            log_warn(c->component, "connection limit reached", "#max_connections",
-                     (long long)c->st.max_open, NULL);
         }
         return;
     }
@@ -857,10 +937,12 @@ static void listener_sync(conn_t *c) {
     errno = 0;
     if (evconnlistener_enable(c->listener) == 0) {
         c->paused = 0;
+        if (c->failing)
+            log_info(c->component, "accepting connections again", "#open",
+                     (long long)STAT_GET(c->cap->open), "#max_connections",
+                     (long long)c->cap->max, NULL);
         c->failing = 0;
         evtimer_del(c->retry);
-        log_info(c->component, "accepting connections again", "#open", (long long)c->st.open,
-                 "#max_connections", (long long)c->st.max_open, NULL);
         return;
     }
     snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "libevent gave no reason");
@@ -872,17 +954,35 @@ static void listener_sync(conn_t *c) {
     evtimer_add(c->retry, &tv);
 }
 
+/* Another loop freed a slot of the shared cap. */
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0) {
+        /* EAGAIN: another read took it */
+    }
+    listener_sync(arg);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     listener_sync(arg);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg) {
-    (void)l;
-    (void)socklen;
-    conn_t *c = arg;
+/* Grows the waiting list: 0, or -1 when out of memory (the old one stays). */
+static int grow_waiting(conn_t *c) {
+    size_t n = c->waiting_cap ? 2 * c->waiting_cap : 4;
+    conn_waiting_t *w = realloc(c->waiting, n * sizeof *w);
+    if (!w)
+        return -1;
+    c->waiting = w;
+    c->waiting_cap = n;
+    return 0;
+}
+
+/* Sets up an accepted connection that holds a slot of the cap. */
+static void link_admit(conn_t *c, evutil_socket_t fd, struct sockaddr *sa) {
     conn_link_t *k = calloc(1, sizeof *k);
     SSL *ssl = NULL;
     if (!k || !(k->timer = evtimer_new(c->base, on_timer, k)))
@@ -915,9 +1015,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(k->bev, on_read, on_write, on_event, k);
     bufferevent_enable(k->bev, EV_READ);
     LIST_INSERT_HEAD(&c->links, k, entry);
-    c->st.open++;
+    STAT_ADD(c->st.open, 1);
     timer_set(k, k->phase == CONN_HANDSHAKE ? &c->deadline : &c->idle);
-    listener_sync(c);
     return;
 nomem:
     log_error(c->component, "cannot set up a connection: out of memory", "peer",
@@ -929,6 +1028,57 @@ nomem:
             event_free(k->timer);
         free(k);
     }
+    cap_release(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg) {
+    (void)l;
+    conn_t *c = arg;
+    if (cap_reserve(c, 0)) {
+        link_admit(c, fd, sa);
+    } else if (c->waiting_cnt < c->waiting_cap || grow_waiting(c) == 0) {
+        /* Another loop took the last slot since this listener last looked: wait for one. */
+        conn_waiting_t *w = &c->waiting[c->waiting_cnt++];
+        w->fd = fd;
+        w->salen = socklen < (int)sizeof w->sa ? socklen : (int)sizeof w->sa;
+        memcpy(&w->sa, sa, (size_t)w->salen);
+    } else {
+        log_error(c->component, "cannot hold a connection over the limit: out of memory", NULL);
+        evutil_closesocket(fd);
+    }
+    listener_sync(c);
+}
+
+/* SO_REUSEPORT lets any socket of this user with the option bind the port too, so a second
+ * daemon on the same address would share the traffic instead of failing. A plain bind first
+ * (SO_REUSEADDR only, as the listener: TIME_WAIT leftovers do not count) fails on a port
+ * someone listens on. Port 0 picks the port here, written back into sa, so that the listener
+ * binds the one probed. The window between the probe and the bind is a few system calls. */
+static int probe_bind(struct sockaddr *sa, socklen_t salen, const char *listen, char *errstr,
+                      size_t errlen) {
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, rc = -1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, sa, salen) != 0) {
+        snprintf(errstr, errlen, "cannot listen on %s: %s", listen, strerror(errno));
+        goto done;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+        snprintf(errstr, errlen, "cannot listen on %s: %s", listen, strerror(errno));
+        goto done;
+    }
+    if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = ((struct sockaddr_in6 *)&bound)->sin6_port;
+    else
+        ((struct sockaddr_in *)sa)->sin_port = ((struct sockaddr_in *)&bound)->sin_port;
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }
 
 /* Splits "HOST:PORT" or "[V6]:PORT" and binds it. 0 with *out, or -1 with errstr. */
@@ -959,8 +1109,13 @@ static int listen_on(conn_t *c, const char *listen, int reuseport, char *errstr,
         return -1;
     }
     unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-    if (reuseport)
+    if (reuseport != CONN_REUSEPORT_NONE)
         flags |= LEV_OPT_REUSEABLE_PORT;
+    if (reuseport == CONN_REUSEPORT_FIRST && probe_bind(ai->ai_addr, (socklen_t)ai->ai_addrlen,
+                                                        listen, errstr, errlen) != 0) {
+        evutil_freeaddrinfo(ai);
+        return -1;
+    }
     c->listener = evconnlistener_new_bind(c->base, on_accept, c, flags, 1024, ai->ai_addr,
                                           (int)ai->ai_addrlen);
     evutil_freeaddrinfo(ai);
@@ -997,7 +1152,28 @@ conn_t *conn_new(struct event_base *base, const conn_opts_t *o, conn_handler han
     snprintf(c->component, sizeof c->component, "%s", o->component ? o->component : "http");
     c->handler = handler;
     c->arg = arg;
-    c->st.max_open = o->max_connections;
+    c->wake_fd = -1;
+    if (o->cap) {
+        c->cap = o->cap;
+    } else if (!(c->cap = c->own_cap = conn_cap_new(o->max_connections))) {
+        snprintf(errstr, errlen, "out of memory");
+        goto fail;
+    } else {
+        c->own_cap->shared = 0;
+    }
+    if (c->cap->shared) {
+        if ((c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+            !(c->wake_ev = event_new(base, c->wake_fd, EV_READ | EV_PERSIST, on_wake, c)) ||
+            event_add(c->wake_ev, NULL) != 0) {
+            snprintf(errstr, errlen, "cannot make the connection limit's wake-up: %s",
+                     strerror(errno));
+            goto fail;
+        }
+        pthread_mutex_lock(&c->cap->lock);
+        c->cap_next = c->cap->members;
+        c->cap->members = c;
+        pthread_mutex_unlock(&c->cap->lock);
+    }
     c->deadline_ms = o->request_timeout_ms;
     c->deadline = ms_tv(base, o->request_timeout_ms);
     c->idle = ms_tv(base, o->idle_timeout_ms);
@@ -1047,10 +1223,34 @@ void conn_set_tls(conn_t *c, SSL_CTX *tls) {
 int conn_tls_enabled(const conn_t *c) { return c && c->tls; }
 
 void conn_get_stats(const conn_t *c, conn_stats_t *out) {
-    if (c)
-        *out = c->st;
-    else
-        memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    out->open = STAT_GET(c->st.open);
+    out->max_open = c->cap->max;
+    out->limit_reached = STAT_GET(c->cap->limit_reached);
+    out->deadline_cuts = STAT_GET(c->st.deadline_cuts);
+    out->tls_failures = STAT_GET(c->st.tls_failures);
+}
+
+conn_cap_t *conn_cap_new(uint64_t max) {
+    conn_cap_t *cap = calloc(1, sizeof *cap);
+    if (!cap)
+        return NULL;
+    if (pthread_mutex_init(&cap->lock, NULL) != 0) {
+        free(cap);
+        return NULL;
+    }
+    cap->max = max;
+    cap->shared = 1;
+    return cap;
+}
+
+void conn_cap_free(conn_cap_t *cap) {
+    if (!cap)
+        return;
+    pthread_mutex_destroy(&cap->lock);
+    free(cap);
 }
 
 void conn_set_stopping(conn_t *c) {
@@ -1064,6 +1264,11 @@ void conn_stop_accepting(conn_t *c) {
     /* Connections the kernel completed but nobody accepted yet would be reset when the socket
      * closes, their requests with them: take them first. */
     evutil_socket_t lfd = evconnlistener_get_fd(c->listener);
+    for (size_t i = 0; i < c->waiting_cnt; i++) { /* over the cap too: answered, not reset */
+        cap_reserve(c, 1);
+        link_admit(c, c->waiting[i].fd, (struct sockaddr *)&c->waiting[i].sa);
+    }
+    c->waiting_cnt = 0;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -1071,7 +1276,8 @@ void conn_stop_accepting(conn_t *c) {
             accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        on_accept(c->listener, fd, (struct sockaddr *)&ss, (int)sl, c);
+        cap_reserve(c, 1);
+        link_admit(c, fd, (struct sockaddr *)&ss);
     }
     evconnlistener_free(c->listener);
     c->listener = NULL;
@@ -1117,6 +1323,23 @@ void conn_free(conn_t *c) {
     }
     if (c->retry)
         event_free(c->retry);
+    if (c->cap && c->cap->shared) {
+        pthread_mutex_lock(&c->cap->lock);
+        for (conn_t **pp = &c->cap->members; *pp; pp = &(*pp)->cap_next)
+            if (*pp == c) {
+                *pp = c->cap_next;
+                break;
+            }
+        pthread_mutex_unlock(&c->cap->lock);
+    }
+    if (c->wake_ev)
+        event_free(c->wake_ev);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
+    for (size_t i = 0; i < c->waiting_cnt; i++)
+        evutil_closesocket(c->waiting[i].fd);
+    free(c->waiting);
+    conn_cap_free(c->own_cap);
     SSL_CTX_free(c->tls);
     free(c->scratch);
     free(c->fields);

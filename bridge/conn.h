@@ -4,7 +4,8 @@
  * one conn_t each; what a request means is their handler's business.
  *
  * No globals: one conn_t per listener and event_base, so several loops can each run their own
- * (with reuseport, each its own SO_REUSEPORT socket on the same address).
+ * (with reuseport, each its own SO_REUSEPORT socket on the same address). Listeners on several
+ * loops share one conn_cap_t: max_connections is then the total over them (below).
  *
  * A connection serves one request at a time. Its bytes are parsed as they arrive; once a
  * request is whole (head and body), its body is moved out of the input into the connection's
@@ -40,6 +41,10 @@
  *                      second. Connections beyond the cap wait in the kernel's accept backlog
  *                      (1024; net.core.somaxconn may cap it). Logged once per episode: warn
  *                      "connection limit reached", info "accepting connections again".
+ *                      With a shared cap (conn_cap_new), the count is the listeners' total: a
+ *                      connection one loop accepted while another took the last slot waits on
+ *                      its loop, unread, like one in the backlog, until a slot frees anywhere;
+ *                      a close that frees the first slot wakes every listener of the cap.
  *   request deadline   request_timeout_ms from a request's first byte until it is whole (line,
  *                      headers, body). Idle time between requests does not count (idle_timeout_ms
  *                      covers it), nor does the time until our answer is in the kernel: a request
@@ -79,11 +84,12 @@
 
 typedef struct conn conn_t;
 typedef struct conn_req conn_req_t;
+typedef struct conn_cap conn_cap_t;
 
 typedef struct conn_stats {
-    uint64_t open;          /* connections open now */
-    uint64_t max_open;      /* max_connections */
-    uint64_t limit_reached; /* times accepting stopped at the cap */
+    uint64_t open;          /* connections open now (this listener's) */
+    uint64_t max_open;      /* max_connections (the cap's, when shared) */
+    uint64_t limit_reached; /* times the cap was reached (the cap's, when shared) */
     uint64_t deadline_cuts; /* connections cut by request_timeout_ms (TLS handshakes too) */
     uint64_t tls_failures;  /* failed TLS handshakes (not those cut by the deadline) */
 } conn_stats_t;
@@ -91,8 +97,12 @@ typedef struct conn_stats {
 typedef struct conn_opts {
     const char *component;       /* for log lines: "http", "admin" */
     const char *listen;          /* "HOST:PORT" or "[V6]:PORT"; port 0 picks one */
-    int reuseport;               /* SO_REUSEPORT: several loops may bind the same address */
-    uint64_t max_connections;
+    /* CONN_REUSEPORT_FIRST: SO_REUSEPORT, after a plain bind of the address proved nobody
+     * else listens there (SO_REUSEPORT would share the port with another daemon of this user
+     * silently); CONN_REUSEPORT_JOIN: SO_REUSEPORT on the address the first one bound. */
+    int reuseport;
+    uint64_t max_connections;    /* ignored with cap */
+    conn_cap_t *cap;             /* borrowed, shared with other listeners; NULL: this one's own */
     int64_t request_timeout_ms;
     int64_t idle_timeout_ms;
     size_t max_header_bytes;
@@ -100,6 +110,13 @@ typedef struct conn_opts {
     uint64_t max_body;
     SSL_CTX *tls;                /* taken (freed by conn_free, also on failure); NULL: plain */
 } conn_opts_t;
+
+enum { CONN_REUSEPORT_NONE = 0, CONN_REUSEPORT_FIRST, CONN_REUSEPORT_JOIN };
+
+/* A cap of max connections open over several listeners, each on its own loop and thread.
+ * NULL when out of memory. Free it after every conn_t that uses it. @locality any thread. */
+conn_cap_t *conn_cap_new(uint64_t max);
+void conn_cap_free(conn_cap_t *cap); /* NULL is fine */
 
 /* Gets each request, whole, or refused by the parser (conn_req_error). Must answer it exactly
  * once with conn_reply, now or later. */
@@ -129,7 +146,8 @@ void conn_set_tls(conn_t *c, SSL_CTX *tls);
 /* 1 when the listener speaks TLS (to connections accepted from now on). */
 int conn_tls_enabled(const conn_t *c);
 
-void conn_get_stats(const conn_t *c, conn_stats_t *out); /* all zero for NULL */
+/* All zero for NULL. @locality any thread (counters are read with relaxed atomics). */
+void conn_get_stats(const conn_t *c, conn_stats_t *out);
 
 /* A graceful stop began: every answer from now on carries Connection: close and its connection
  * is closed once it is written, except that a request the client already sent on it (pipelined,

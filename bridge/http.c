@@ -18,6 +18,26 @@
 
 #define WH_ID_MAX 255 /* longer webhook-ids are verified but not remembered */
 
+/* Endpoint counters live in chunks that never move, so that the admin listener's thread can
+ * read another loop's while that loop adds one (a reload): at most this many names served
+ * over the life of the process. */
+#define COUNTER_CHUNK 64
+#define COUNTER_CHUNKS 256
+
+/* Counters with one writer (the server's loop) and readers on the admin's thread. */
+#define CNT_INC(field)                                                                             \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+#define CNT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+struct http_group {
+    size_t loops;
+    http_server_t **members; /* by order of http_new; NULL once freed */
+    size_t count;
+    replay_t *replay;
+    conn_cap_t *cap;
+    char *listen_at; /* "HOST:PORT" with the first member's port, for the others */
+};
+
 struct http_server {
     struct event_base *base;
     conn_t *conns; /* the HTTP server: connections, framing, limits, TLS */
@@ -25,14 +45,17 @@ struct http_server {
     const endpoint_set_t *endpoints; /* borrowed (http_set_endpoints); NULL: none yet */
     size_t *ep_slot;                 /* the counter slot of each endpoint of the set */
     uint64_t auth_failures;          /* requests denied by auth (401 or 403) */
-    replay_t *replay;                /* Standard Webhooks ids answered 202 */
+    replay_t *replay;                /* Standard Webhooks ids answered 202; the group's */
+    replay_t *own_replay;            /* without a group */
+    http_group_t *group;             /* NULL: alone */
+    size_t member;                   /* its index in group->members */
     http_webhook_cb cb;
     void *arg;
     /* Answer counters by slot: HTTP_EP_HEALTHZ, HTTP_EP_OTHER, then one per endpoint name ever
      * served (a reload keeps the counters of the endpoints it drops; slots never move). */
     uint64_t fixed_answers[HTTP_EP__FIXED][500]; /* by status - 100 */
-    struct http_counter *ep_counters;
-    size_t ep_counter_cnt;
+    struct http_counter *ep_chunks[COUNTER_CHUNKS];
+    size_t ep_counter_cnt; /* release-stored after the counter is made */
     uint64_t rid_prefix, rid_next; /* request ids: a random prefix from start, a counter */
     http_req_t *pool;              /* answered requests, kept for the next ones */
 };
@@ -56,17 +79,21 @@ struct http_req {
 
 static const char JSON[] = "application/json";
 
+static struct http_counter *ep_counter(const http_server_t *s, size_t slot) {
+    size_t i = slot - HTTP_EP__FIXED;
+    return &s->ep_chunks[i / COUNTER_CHUNK][i % COUNTER_CHUNK];
+}
+
 /* The answer counters of a slot (HTTP_EP_HEALTHZ, HTTP_EP_OTHER, or an endpoint's). */
 static uint64_t *slot_answers(http_server_t *s, size_t slot) {
-    return slot < HTTP_EP__FIXED ? s->fixed_answers[slot]
-                                 : s->ep_counters[slot - HTTP_EP__FIXED].answers;
+    return slot < HTTP_EP__FIXED ? s->fixed_answers[slot] : ep_counter(s, slot)->answers;
 }
 
 /* Every answer of this listener goes through here, so the counters see each one once. */
 static void send_counted(http_server_t *s, size_t slot, conn_req_t *cr, int status,
                          const char *extra, const char *json, size_t len) {
     if (status >= 100 && status <= 599)
-        slot_answers(s, slot)[status - 100]++;
+        CNT_INC(slot_answers(s, slot)[status - 100]);
     conn_reply(cr, status, JSON, extra, json, len);
 }
 
@@ -97,7 +124,7 @@ static void send_error(http_server_t *s, size_t slot, conn_req_t *cr, int status
 }
 
 const char *http_req_endpoint(const http_req_t *r) {
-    return r->srv->ep_counters[r->slot - HTTP_EP__FIXED].name;
+    return ep_counter(r->srv, r->slot)->name;
 }
 
 static void req_release(http_req_t *r) {
@@ -252,7 +279,7 @@ static int check_auth(http_req_t *r, const auth_t *auth, const char *path_token,
     free(xff);
     if (v.allowed)
         return 0;
-    r->srv->auth_failures++;
+    CNT_INC(r->srv->auth_failures);
     redact(r->srv, v.detail);
     redact(r->srv, v.client);
     /* Only the verdict is logged: never the token, the credentials or a signature. */
@@ -392,17 +419,23 @@ static void on_request(void *arg, conn_req_t *cr) {
 
 /* The counter slot of an endpoint name, added when new. (size_t)-1 when out of memory. */
 static size_t counter_slot(http_server_t *s, const char *name) {
-    for (size_t i = 0; i < s->ep_counter_cnt; i++)
-        if (strcmp(s->ep_counters[i].name, name) == 0)
+    size_t n = s->ep_counter_cnt;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ep_counter(s, HTTP_EP__FIXED + i)->name, name) == 0)
             return HTTP_EP__FIXED + i;
-    struct http_counter *c = realloc(s->ep_counters, (s->ep_counter_cnt + 1) * sizeof *c);
-    if (!c)
+    if (n == COUNTER_CHUNK * COUNTER_CHUNKS)
         return (size_t)-1;
-    s->ep_counters = c;
-    c = &c[s->ep_counter_cnt];
-    memset(c, 0, sizeof *c);
+    struct http_counter **chunk = &s->ep_chunks[n / COUNTER_CHUNK];
+    if (!*chunk) {
+        struct http_counter *fresh = calloc(COUNTER_CHUNK, sizeof *fresh);
+        if (!fresh)
+            return (size_t)-1;
+        __atomic_store_n(chunk, fresh, __ATOMIC_RELEASE);
+    }
+    struct http_counter *c = ep_counter(s, HTTP_EP__FIXED + n);
     snprintf(c->name, sizeof c->name, "%s", name);
-    return HTTP_EP__FIXED + s->ep_counter_cnt++;
+    __atomic_store_n(&s->ep_counter_cnt, n + 1, __ATOMIC_RELEASE); /* readers see c whole */
+    return HTTP_EP__FIXED + n;
 }
 
 int http_set_endpoints(http_server_t *s, const endpoint_set_t *set) {
@@ -422,10 +455,41 @@ int http_set_endpoints(http_server_t *s, const endpoint_set_t *set) {
     return 0;
 }
 
-http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_webhook_cb cb,
-                        void *arg, char *errstr, size_t errlen) {
+http_group_t *http_group_new(const hb_config_t *cfg, size_t loops) {
+    http_group_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->loops = loops ? loops : 1;
+    if (!(g->members = calloc(g->loops, sizeof *g->members)) ||
+        !(g->replay = replay_new((size_t)cfg->http_replay_cache_size)) ||
+        !(g->cap = conn_cap_new((uint64_t)cfg->http_max_connections))) {
+        http_group_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void http_group_free(http_group_t *g) {
+    if (!g)
+        return;
+    replay_free(g->replay);
+    conn_cap_free(g->cap);
+    free(g->listen_at);
+    free(g->members);
+    free(g);
+}
+
+http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_group_t *group,
+                        http_webhook_cb cb, void *arg, char *errstr, size_t errlen) {
     http_server_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->replay = replay_new((size_t)cfg->http_replay_cache_size))) {
+    if (!s || (group && group->count == group->loops)) {
+        snprintf(errstr, errlen, s ? "the HTTP group is full" : "out of memory");
+        goto fail;
+    }
+    if (group) {
+        s->replay = group->replay;
+    } else if (!(s->replay = s->own_replay =
+                     replay_new((size_t)cfg->http_replay_cache_size))) {
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }
@@ -434,9 +498,17 @@ http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_we
     s->cb = cb;
     s->arg = arg;
     s->max_body = (size_t)cfg->http_max_body_bytes;
+    /* The first server of a group binds http.listen (and picks the port, if 0); the others
+     * bind the port it got. Several loops share it with SO_REUSEPORT. */
+    const char *listen = group && group->count > 0 ? group->listen_at : cfg->http_listen;
+    int reuse = CONN_REUSEPORT_NONE;
+    if (group && group->loops > 1)
+        reuse = group->count == 0 ? CONN_REUSEPORT_FIRST : CONN_REUSEPORT_JOIN;
     conn_opts_t o = {
         .component = "http",
-        .listen = cfg->http_listen,
+        .listen = listen,
+        .reuseport = reuse,
+        .cap = group ? group->cap : NULL,
         .max_connections = (uint64_t)cfg->http_max_connections,
         .request_timeout_ms = cfg->http_request_timeout_ms,
         .idle_timeout_ms = cfg->http_idle_timeout_ms,
@@ -449,10 +521,21 @@ http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_we
     if (!(s->conns = conn_new(base, &o, on_request, s, errstr, errlen)))
         goto fail;
     char addr[320];
-    snprintf(addr, sizeof addr, "%.*s:%d", (int)(strrchr(cfg->http_listen, ':') - cfg->http_listen),
-             cfg->http_listen, conn_port(s->conns));
-    log_info("http", "listening", "addr", addr, "tls", conn_tls_enabled(s->conns) ? "on" : "off",
-             NULL);
+    snprintf(addr, sizeof addr, "%.*s:%d", (int)(strrchr(listen, ':') - listen), listen,
+             conn_port(s->conns));
+    if (group) {
+        if (group->count == 0 && !(group->listen_at = strdup(addr))) {
+            snprintf(errstr, errlen, "out of memory");
+            goto fail;
+        }
+        s->group = group;
+        s->member = group->count;
+        group->members[group->count++] = s;
+    }
+    if (!group || s->member == 0)
+        log_info("http", "listening", "addr", addr, "tls",
+                 conn_tls_enabled(s->conns) ? "on" : "off", "#loops",
+                 (long long)(group ? group->loops : 1), NULL);
     return s;
 fail:
     http_free(s);
@@ -461,8 +544,34 @@ fail:
 
 int http_port(const http_server_t *s) { return conn_port(s->conns); }
 
-uint64_t http_auth_failures(const http_server_t *s) { return s ? s->auth_failures : 0; }
+/* The servers a read covers: the group's, or s alone. */
+#define FOR_MEMBERS(s, m)                                                                          \
+    for (size_t i_ = 0, n_ = (s)->group ? (s)->group->count : 1; i_ < n_; i_++)                   \
+        for (const http_server_t *m = (s)->group ? (s)->group->members[i_] : (s); m; m = NULL)
+
+uint64_t http_auth_failures(const http_server_t *s) {
+    uint64_t n = 0;
+    if (s)
+        FOR_MEMBERS(s, m)
+            n += CNT_GET(m->auth_failures);
+    return n;
+}
+
 uint64_t http_replay_hits(const http_server_t *s) { return s ? replay_hits(s->replay) : 0; }
+
+void http_conn_stats(const http_server_t *s, conn_stats_t *out) {
+    conn_get_stats(s ? s->conns : NULL, out);
+    if (!s || !s->group)
+        return;
+    out->open = out->deadline_cuts = out->tls_failures = 0; /* the cap's fields are shared */
+    FOR_MEMBERS(s, m) {
+        conn_stats_t one;
+        conn_get_stats(m->conns, &one);
+        out->open += one.open;
+        out->deadline_cuts += one.deadline_cuts;
+        out->tls_failures += one.tls_failures;
+    }
+}
 
 struct conn *http_conns(const http_server_t *s) { return s ? s->conns : NULL; }
 
@@ -473,14 +582,21 @@ const char *http_counter_label(const http_server_t *s, size_t slot) {
         return "healthz";
     if (slot == HTTP_EP_OTHER)
         return "other";
-    return slot < http_counter_count(s) ? s->ep_counters[slot - HTTP_EP__FIXED].name : NULL;
+    return slot < http_counter_count(s) ? ep_counter(s, slot)->name : NULL;
 }
 
 uint64_t http_answer_count(const http_server_t *s, size_t slot, int status) {
-    if (slot >= http_counter_count(s) || status < 100 || status > 599)
+    if (status < 100 || status > 599)
         return 0;
-    return slot < HTTP_EP__FIXED ? s->fixed_answers[slot][status - 100]
-                                 : s->ep_counters[slot - HTTP_EP__FIXED].answers[status - 100];
+    uint64_t n = 0;
+    FOR_MEMBERS(s, m) {
+        /* Another loop may not have taken a reload's endpoints yet: it has fewer slots. */
+        if (slot >= HTTP_EP__FIXED + __atomic_load_n(&m->ep_counter_cnt, __ATOMIC_ACQUIRE))
+            continue;
+        n += slot < HTTP_EP__FIXED ? CNT_GET(m->fixed_answers[slot][status - 100])
+                                   : CNT_GET(ep_counter(m, slot)->answers[status - 100]);
+    }
+    return n;
 }
 
 void http_when_flushed(http_server_t *s, void (*cb)(void *arg), void *arg) {
@@ -500,13 +616,16 @@ void http_free(http_server_t *s) {
     if (!s)
         return;
     conn_free(s->conns);
-    replay_free(s->replay);
+    replay_free(s->own_replay);
+    if (s->group)
+        s->group->members[s->member] = NULL;
     while (s->pool) {
         http_req_t *r = s->pool;
         s->pool = r->next_free;
         free(r);
     }
     free(s->ep_slot);
-    free(s->ep_counters);
+    for (size_t i = 0; i < COUNTER_CHUNKS; i++)
+        free(s->ep_chunks[i]);
     free(s);
 }

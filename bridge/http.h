@@ -30,7 +30,14 @@
  * Retry-After), 505 (HTTP version). Framing errors (conn.h) are counted under "other" and
  * close the connection.
  *
- * @locality the event-loop thread.
+ * Several loops (http.workers, workers.h): one server per loop, each on its own event_base and
+ * thread, made in one http_group_t. The group's servers share the address (SO_REUSEPORT, after
+ * a plain bind proved the port free: conn.h), max_connections as a total over them, and the
+ * replay cache (a retry may land on another loop). The readers below, called on the first
+ * server of a group, answer for the whole group: counters are summed over its servers (read
+ * with relaxed atomics: they may lag a request behind).
+ *
+ * @locality the server's loop, except where a function says otherwise.
  */
 #ifndef HB_HTTP_H
 #define HB_HTTP_H
@@ -45,6 +52,8 @@
 
 typedef struct http_server http_server_t;
 typedef struct http_req http_req_t;
+typedef struct http_group http_group_t;
+struct conn_stats;
 
 #define HTTP_REQUEST_ID_LEN 32
 
@@ -63,10 +72,18 @@ typedef enum http_endpoint {
 typedef void (*http_webhook_cb)(void *arg, http_req_t *req, const endpoint_t *ep,
                                 const char *body, size_t len);
 
-/* Binds cfg->http_listen and starts serving; no path is a webhook path until
- * http_set_endpoints. NULL with errstr on failure. cfg is only read. */
-http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_webhook_cb cb,
-                        void *arg, char *errstr, size_t errlen);
+/* What the servers of `loops` loops share (above); NULL when out of memory. cfg is only read.
+ * Free it after its servers. @locality main, before the loops' threads run. */
+http_group_t *http_group_new(const hb_config_t *cfg, size_t loops);
+void http_group_free(http_group_t *g); /* NULL is fine */
+
+/* Binds cfg->http_listen (in a group: the first server; the others bind the port it got) and
+ * starts serving on base; no path is a webhook path until http_set_endpoints. group: borrowed,
+ * NULL for a server alone. NULL with errstr on failure ("address in use" included, also when
+ * the other listener has SO_REUSEPORT). cfg is only read. @locality main, before the loops'
+ * threads run. */
+http_server_t *http_new(struct event_base *base, const hb_config_t *cfg, http_group_t *group,
+                        http_webhook_cb cb, void *arg, char *errstr, size_t errlen);
 
 /* Serves the endpoints of set from now on (borrowed: it must stay alive until replaced or
  * http_free). Requests already handed to the callback keep no pointer into the old set, which
@@ -76,17 +93,22 @@ int http_set_endpoints(http_server_t *s, const endpoint_set_t *set);
 /* The port actually bound (useful with port 0). */
 int http_port(const http_server_t *s);
 
-/* Answers this listener has sent, by counter slot (0 .. http_counter_count - 1) and status
- * (100..599; 0 for any other status). Counted where each answer is sent: every answer. */
+/* Answers this listener (its group) has sent, by counter slot (0 .. http_counter_count - 1) and
+ * status (100..599; 0 for any other status). Counted where each answer is sent: every answer.
+ * @locality any thread (http_counter_count and http_counter_label: the server's loop; every
+ * server of a group has the same slots once a reload reached it). */
 uint64_t http_answer_count(const http_server_t *s, size_t slot, int status);
 size_t http_counter_count(const http_server_t *s);
 /* A slot's label: "healthz", "other" or the endpoint's name; owned by s. */
 const char *http_counter_label(const http_server_t *s, size_t slot);
 
-/* Requests denied by access control (401 or 403) since http_new; 0 for NULL. */
+/* Requests denied by access control (401 or 403) since http_new; 0 for NULL. Any thread. */
 uint64_t http_auth_failures(const http_server_t *s);
-/* Standard Webhooks deliveries answered from the replay cache; 0 for NULL. */
+/* Standard Webhooks deliveries answered from the replay cache; 0 for NULL. Any thread. */
 uint64_t http_replay_hits(const http_server_t *s);
+/* conn_get_stats of the listener, or of the group's listeners: open, deadline cuts and TLS
+ * failures summed, the shared cap's max and episodes as they are. Any thread. */
+void http_conn_stats(const http_server_t *s, struct conn_stats *out);
 
 /* The connection limits and TLS of the listener (conn.h: conn_get_stats; conn_set_tls on a
  * reload), owned by s; NULL for NULL. */

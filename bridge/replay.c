@@ -2,6 +2,7 @@
 #include "replay.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,19 +22,26 @@ struct replay {
     entry_t *e;        /* a ring in insertion order: e[oldest] is overwritten next */
     uint32_t *buckets; /* 2 * size chain heads */
     size_t nbuckets, oldest;
-    uint64_t hits;
+    uint64_t hits; /* atomic */
+    pthread_mutex_t lock; /* everything above but size and hits */
 };
 
 replay_t *replay_new(size_t size) {
     replay_t *r = calloc(1, sizeof *r);
-    if (r)
-        r->size = size;
+    if (!r)
+        return NULL;
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->size = size;
     return r;
 }
 
 void replay_free(replay_t *r) {
     if (!r)
         return;
+    pthread_mutex_destroy(&r->lock);
     free(r->e);
     free(r->buckets);
     free(r);
@@ -69,16 +77,19 @@ static entry_t *find(replay_t *r, const unsigned char key[KEY_LEN]) {
 
 int replay_lookup(replay_t *r, const char *endpoint, const char *webhook_id, int64_t now_s,
                   char *id_out) {
-    if (!r || !r->e || !webhook_id)
+    if (!r || r->size == 0 || !webhook_id)
         return 0;
     unsigned char key[KEY_LEN];
     key_of(endpoint, webhook_id, key);
+    pthread_mutex_lock(&r->lock);
     entry_t *e = find(r, key);
-    if (!e || e->expires_s < now_s)
-        return 0;
-    memcpy(id_out, e->id, MSG_ID_LEN + 1);
-    r->hits++;
-    return 1;
+    int hit = e && e->expires_s >= now_s;
+    if (hit)
+        memcpy(id_out, e->id, MSG_ID_LEN + 1);
+    pthread_mutex_unlock(&r->lock);
+    if (hit)
+        __atomic_fetch_add(&r->hits, 1, __ATOMIC_RELAXED);
+    return hit;
 }
 
 static void unlink_entry(replay_t *r, uint32_t idx) {
@@ -94,6 +105,9 @@ void replay_store(replay_t *r, const char *endpoint, const char *webhook_id, con
                   int64_t expires_s) {
     if (!r || r->size == 0 || !webhook_id || strlen(id) != MSG_ID_LEN)
         return;
+    unsigned char key[KEY_LEN];
+    key_of(endpoint, webhook_id, key);
+    pthread_mutex_lock(&r->lock);
     if (!r->e) {
         r->nbuckets = 2 * r->size;
         r->e = calloc(r->size, sizeof *r->e);
@@ -103,13 +117,12 @@ void replay_store(replay_t *r, const char *endpoint, const char *webhook_id, con
             free(r->buckets);
             r->e = NULL;
             r->buckets = NULL;
+            pthread_mutex_unlock(&r->lock);
             return; /* out of memory: retries are published again, nothing worse */
         }
         for (size_t i = 0; i < r->nbuckets; i++)
             r->buckets[i] = NIL;
     }
-    unsigned char key[KEY_LEN];
-    key_of(endpoint, webhook_id, key);
     entry_t *e = find(r, key);
     if (!e) {
         uint32_t idx = (uint32_t)r->oldest;
@@ -125,6 +138,9 @@ void replay_store(replay_t *r, const char *endpoint, const char *webhook_id, con
     }
     memcpy(e->id, id, MSG_ID_LEN + 1);
     e->expires_s = expires_s;
+    pthread_mutex_unlock(&r->lock);
 }
 
-uint64_t replay_hits(const replay_t *r) { return r ? r->hits : 0; }
+uint64_t replay_hits(const replay_t *r) {
+    return r ? __atomic_load_n(&r->hits, __ATOMIC_RELAXED) : 0;
+}

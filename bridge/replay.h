@@ -11,7 +11,11 @@
  * Two deliveries of one id that overlap (the second arrives before the first is answered) are
  * both published: the cache learns an id when its first delivery is answered 202.
  *
- * @locality the event-loop thread.
+ * Shared by every HTTP loop (http.workers): a sender's retry may land on another loop than the
+ * delivery it repeats. A mutex guards the table (held for a lookup or a store, not for hashing);
+ * the hit counter is atomic.
+ *
+ * @locality any thread.
  */
 #ifndef HB_REPLAY_H
 #define HB_REPLAY_H

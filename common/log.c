@@ -14,7 +14,7 @@ static int log_fd = 2;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
-void log_set_level(log_level_t lvl) { log_min_level = lvl; }
+void log_set_level(log_level_t lvl) { __atomic_store_n(&log_min_level, lvl, __ATOMIC_RELAXED); }
 void log_set_fd(int fd) { log_fd = fd; }
 
 const char *log_level_name(log_level_t lvl) {

@@ -8,7 +8,8 @@
  * After the message come key/value pairs ended by NULL. A key is a string; its value is a
  * `const char *` (NULL prints null), or, when the key starts with '#', a `long long`
  * (the '#' is not printed). Keys are written as they are: pass plain identifiers.
- * @locality any thread, but hookbridge logs only from the event-loop thread.
+ * @locality any thread (one write() a line; hookbridge logs from its HTTP loops and the main
+ * loop).
  */
 #ifndef HB_LOG_H
 #define HB_LOG_H
@@ -21,6 +22,8 @@ typedef enum log_level {
     LOG_LVL_OFF
 } log_level_t;
 
+/* Written by log_set_level (the main loop, at start and on a reload), read by every HTTP loop's
+ * thread: accessed with relaxed atomics only (a loop may see a new level a little late). */
 extern log_level_t log_min_level;
 
 void log_set_level(log_level_t lvl);
@@ -33,7 +36,7 @@ void log_write(log_level_t lvl, const char *component, const char *msg, ...);
 
 #define log_at(lvl, ...)                                                                           \
     do {                                                                                           \
-        if ((lvl) >= log_min_level)                                                                \
+        if ((lvl) >= __atomic_load_n(&log_min_level, __ATOMIC_RELAXED))                            \
             log_write((lvl), __VA_ARGS__);                                                         \
     } while (0)
 #define log_debug(...) log_at(LOG_LVL_DEBUG, __VA_ARGS__)
