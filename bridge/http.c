@@ -377,7 +377,8 @@ static void on_request(void *arg, conn_req_t *cr) {
     size_t len;
     const char *body = conn_req_body(cr, &len);
     log_debug("http", "request received", "endpoint", endpoint_name(ep), "request_id", r->id,
-              "peer", http_req_peer(r), "#bytes", (long long)len, NULL);
+              "peer", http_req_peer(r), "#bytes", (long long)len, "#loop", (long long)s->member,
+              NULL);
     /* Access control before anything else about the request: a stranger learns nothing from
      * our content-type or size answers. */
     const auth_t *auth = endpoint_auth(ep);

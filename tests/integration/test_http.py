@@ -386,7 +386,8 @@ class HostileTest(unittest.TestCase):
 class GracefulStopTest(unittest.TestCase):
     def test_sigterm_under_keep_alive_load_cuts_no_request(self):
         with hbtest.MockCluster(brokers=1, topics=[TOPIC + ":1"]) as kafka, \
-                hbtest.Bridge(bootstrap=kafka, http={"shutdown_grace_ms": 1500}) as bridge:
+                hbtest.Bridge(bootstrap=kafka,
+                              http={"shutdown_grace_ms": 1500, "workers": 2}) as bridge:
             stop = threading.Event()
             results = []  # (poster, n, status or exception text, sent)
             lock = threading.Lock()
