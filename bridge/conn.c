@@ -898,8 +898,9 @@ static void cap_release(conn_t *c) {
     uint64_t was = __atomic_fetch_sub(&cap->open, 1, __ATOMIC_RELAXED);
     if (was != cap->max)
         return;
-    log_info(c->component, "accepting connections again", "#open", (long long)(was - 1),
-             "#max_connections", (long long)cap->max, NULL);
+    if (c->listener) /* not at the stop, when no listener takes connections any more */
+        log_info(c->component, "accepting connections again", "#open", (long long)(was - 1),
+                 "#max_connections", (long long)cap->max, NULL);
     if (!cap->shared)
         return;
     uint64_t one = 1;

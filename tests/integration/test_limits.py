@@ -65,7 +65,10 @@ def read_until_eof(sock, timeout=10):
 
 
 def raw_post(tag, extra=b""):
-    body = body_for(tag)
+    return raw_post_body(body_for(tag), extra)
+
+
+def raw_post_body(body, extra=b""):
     return (b"POST " + hbtest.DEFAULT_WEBHOOK_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
             b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
             b"\r\n" + extra + b"\r\n" + body)

@@ -15,20 +15,13 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import hbtest  # noqa: E402
-from test_limits import metrics, raw_connect, read_until_eof  # noqa: E402
+from test_limits import metrics, raw_connect, raw_post_body, read_until_eof  # noqa: E402
 
 TOPIC = "cloud66.stack"
-PATH = hbtest.DEFAULT_WEBHOOK_PATH
 
 
 def body_for(uid, n):
     return json.dumps({"event_type": "stack.workers.test", "uid": uid, "n": n}).encode()
-
-
-def raw_post(body, extra=b""):
-    return (b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
-            b"\r\n" + extra + b"\r\n" + body)
 
 
 class WorkersTest(unittest.TestCase):
@@ -108,7 +101,7 @@ class WorkersTest(unittest.TestCase):
             waiting = []
             for i in range(extra):
                 s = raw_connect(bridge)
-                s.sendall(raw_post(body_for(run, i), b"Connection: close\r\n"))
+                s.sendall(raw_post_body(body_for(run, i), b"Connection: close\r\n"))
                 waiting.append(s)
             readable, _, _ = select.select(waiting, [], [], 1.0)
             self.assertEqual(readable, [], "served over http.max_connections")
