@@ -677,6 +677,11 @@ static void dlq_to_folder(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
         count_deadletter(d, q->topic, q->reason, "folder");
         log_warn("dispatch", "event dead-lettered to the folder", "id", q->msg.id, "topic",
                  q->topic, "reason", q->reason, "#seq", (long long)q->seq, NULL);
+        msg_free(&q->msg);
+        free(q->topic);
+        free(q);
+        dispatch_idle_check(d);
+        return;
     } else {
         log_error("dispatch", "cannot store a dead letter: the event stays in the spool", "id",
                   q->msg.id, "topic", q->topic, "reason", hb_status_str(st), NULL);
@@ -774,6 +779,7 @@ static void dlq_delivered(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
     msg_free(&q->msg);
     free(q->topic);
     free(q);
+    dispatch_idle_check(d);
 }
 
 /* ---- the drain --------------------------------------------------------------------------------- */
