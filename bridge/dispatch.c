@@ -39,8 +39,9 @@ typedef struct drain_rec {
     enum item_kind kind;
     msg_t msg;
     uint64_t seq;
-    int64_t sent_ms; /* Unix ms of this attempt */
-    int probe;       /* the probe of its parked topic */
+    int64_t sent_ms;   /* Unix ms of this attempt */
+    int64_t sent_mono; /* monotonic ms it went to librdkafka; 0: refused at once */
+    int probe;         /* the probe of its parked topic */
 } drain_rec_t;
 
 /* A dead letter on its way to dead_letter.topic; the spool record seq is acked once it is
@@ -51,6 +52,7 @@ typedef struct dlq_rec {
     uint64_t seq;     /* of the original record in the spool */
     char *topic;      /* the original topic */
     const char *reason;
+    int64_t sent_mono; /* monotonic ms it went to librdkafka */
     int probe;        /* the probe of the parked dead-letter topic */
 } dlq_rec_t;
 
@@ -449,8 +451,9 @@ static void commit_kick(dispatch_t *d) {
 
 /* ---- Kafka's state ---------------------------------------------------------------------------
  * kafka_up is 0 only when Kafka takes nothing at all: librdkafka says every broker is down, or a
- * record failed for a retriable reason (a timeout, a lost connection) while no delivery of any
- * topic succeeded within producer.ack_timeout_ms. A refused topic says nothing about the rest. */
+ * record failed for a retriable reason (librdkafka gave up on it: a message timeout, a lost
+ * connection) while no delivery of any topic succeeded within producer.ack_timeout_ms. Our own
+ * ack timeout only parks the event's topic, and a refused topic says nothing about the rest. */
 
 static void park_timer_arm(dispatch_t *d) {
     int64_t due = topics_next_due(d->topics);
@@ -480,15 +483,21 @@ static void note_success(dispatch_t *d) {
     set_kafka_up(d, 1);
 }
 
-static int nothing_went_through(const dispatch_t *d) {
-    return d->last_success_ms == 0 || hbtime_mono_ms() - d->last_success_ms > d->ack_timeout_ms;
+/* Nothing was delivered since sent_mono (the failed record's send): no evidence that Kafka
+ * takes anything. 0: unknown (a refusal at once, our own timeout), which proves nothing. */
+static int nothing_went_through(const dispatch_t *d, int64_t sent_mono) {
+    return sent_mono > 0 && d->last_success_ms < sent_mono;
 }
 
-/* A record of topic failed with err (of kind): park the topic (logged once, when it stops
- * flowing); a retriable failure with nothing delivered lately marks Kafka down as well. */
+/* A record of topic, handed to librdkafka at sent_mono (0: unknown), failed with err (of
+ * kind): park the topic (logged once, when it stops flowing); a retriable failure with nothing
+ * of any topic delivered since that record was sent marks Kafka down as well. */
 static void park_topic(dispatch_t *d, const char *topic, kerr_kind_t kind,
-                       rd_kafka_resp_err_t err, const char *reason, int probe) {
-    if (kind == KERR_RETRIABLE && nothing_went_through(d))
+                       rd_kafka_resp_err_t err, const char *reason, int probe,
+                       int64_t sent_mono) {
+    /* An ack timeout alone proves nothing about the rest (sent_mono 0): one topic librdkafka
+     * cannot place (unauthorised, missing) times out exactly like an outage would. */
+    if (kind == KERR_RETRIABLE && nothing_went_through(d, sent_mono))
         set_kafka_up(d, 0);
     int rc = topics_park(d->topics, topic, kind, err, reason, probe, hbtime_mono_ms());
     if (rc == 1) {
@@ -563,7 +572,7 @@ void dispatch_submit(dispatch_t *d, msg_t *m, dispatch_done_cb done, void *ctx) 
         kerr_kind_t kind = kerr_classify(err, &reason);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR && (kind == KERR_TOPIC || kind == KERR_RETRIABLE) &&
             err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            park_topic(d, p->msg.topic, kind, err, reason, 0);
+            park_topic(d, p->msg.topic, kind, err, reason, 0, 0);
         to_spool(d, p);
         pending_maybe_free(p);
         return;
@@ -593,7 +602,7 @@ static void on_ack_timeout(evutil_socket_t fd, short what, void *arg) {
         live_unlink(d, p);
         if (!p->answered && !p->in_commit) {
             park_topic(d, p->msg.topic, KERR_RETRIABLE, RD_KAFKA_RESP_ERR__TIMED_OUT,
-                       "not acknowledged within producer.ack_timeout_ms", 0);
+                       "not acknowledged within producer.ack_timeout_ms", 0, 0);
             to_spool(d, p);
             n++;
         }
@@ -639,7 +648,7 @@ static void live_delivered(dispatch_t *d, pending_t *p, rd_kafka_resp_err_t err)
                  request_id_of(&p->msg), "topic", p->msg.topic, "error",
                  rd_kafka_err2name(err), "kind", kerr_kind_name(kind), NULL);
         if (!d->recreating && (kind == KERR_TOPIC || kind == KERR_RETRIABLE))
-            park_topic(d, p->msg.topic, kind, err, reason, 0);
+            park_topic(d, p->msg.topic, kind, err, reason, 0, p->sent_ms);
         to_spool(d, p);
     }
     if (was_head)
@@ -687,7 +696,7 @@ static void dlq_to_folder(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
                   q->msg.id, "topic", q->topic, "reason", hb_status_str(st), NULL);
         spool_nack(d->spool, q->seq);
         park_topic(d, q->topic, KERR_RETRIABLE, err, "the dead-letter folder refused a record",
-                   0);
+                   0, 0);
     }
     msg_free(&q->msg);
     free(q->topic);
@@ -715,7 +724,7 @@ static void dead_letter(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err,
             free(q->topic);
         free(q);
         spool_nack(d->spool, r->seq);
-        park_topic(d, r->msg.topic, KERR_RETRIABLE, err, reason, 0);
+        park_topic(d, r->msg.topic, KERR_RETRIABLE, err, reason, 0, 0);
         msg_free(&r->msg);
         free(r);
         return;
@@ -734,13 +743,14 @@ static void dead_letter(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err,
         }
         rd_kafka_resp_err_t e2 = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (producer_send(d->producer, &q->msg, q, &e2) == HB_OK) {
+            q->sent_mono = hbtime_mono_ms();
             d->st.drain_inflight++;
             return;
         }
         const char *r2;
         kerr_kind_t k2 = kerr_classify(e2, &r2);
         if (k2 == KERR_TOPIC || k2 == KERR_RETRIABLE)
-            park_topic(d, d->dlq_topic, k2, e2, r2, q->probe);
+            park_topic(d, d->dlq_topic, k2, e2, r2, q->probe, 0);
     }
     dlq_to_folder(d, q, err);
 }
@@ -764,7 +774,7 @@ static void dlq_delivered(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
         log_warn("dispatch", "the dead-letter topic refused a record: it goes to the folder",
                  "topic", d->dlq_topic, "error", rd_kafka_err2name(err), NULL);
         if (kind == KERR_TOPIC || kind == KERR_RETRIABLE)
-            park_topic(d, d->dlq_topic, kind, err, reason, q->probe);
+            park_topic(d, d->dlq_topic, kind, err, reason, q->probe, q->sent_mono);
         dlq_to_folder(d, q, err);
         return;
     }
@@ -801,7 +811,7 @@ static void drain_failed(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err)
     spool_nack(d->spool, r->seq);
     if (!d->freeing && !d->recreating && kind != KERR_FATAL) {
         park_topic(d, r->msg.topic, kind == KERR_TOPIC ? KERR_TOPIC : KERR_RETRIABLE, err,
-                   reason, r->probe);
+                   reason, r->probe, r->sent_mono);
         if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
             producer_refresh_topic(d->producer, r->msg.topic);
     }
@@ -877,8 +887,10 @@ static void drain_kick(dispatch_t *d) {
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         hb_status_t st = producer_send(d->producer, &r->msg, r, &err);
         d->st.drain_inflight++;
-        if (st == HB_OK)
+        if (st == HB_OK) {
+            r->sent_mono = hbtime_mono_ms();
             continue;
+        }
         if (st == HB_ERR_NOSPACE) {
             /* librdkafka's queue is full: the next delivery report kicks again. */
             d->st.drain_inflight--;

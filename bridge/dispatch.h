@@ -10,8 +10,8 @@
  *
  * Rules:
  *  - an event goes to the spool when Kafka takes nothing at all (kafka_up 0: librdkafka says
- *    all brokers are down, or a retriable failure while nothing was delivered within
- *    producer.ack_timeout_ms), the producer is being recreated, too much is in flight, or ITS
+ *    all brokers are down, or it gave up on a record for a retriable reason while nothing was
+ *    delivered within producer.ack_timeout_ms), the producer is being recreated, too much is in flight, or ITS
  *    TOPIC is parked or still has spooled records not yet delivered (a live event would
  *    overtake them). Other topics' events go straight to Kafka;
  *  - an event Kafka has not acknowledged within producer.ack_timeout_ms, or whose delivery
