@@ -801,6 +801,10 @@ static void drain_failed(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err)
     kerr_kind_t kind = kerr_classify(err, &reason);
     d->st.drain_inflight--;
     if (kind == KERR_RECORD && !d->freeing) {
+        if (r->sent_mono)
+            set_kafka_up(d, 1); /* a broker answered: Kafka is there, this record is not */
+        if (r->probe)
+            unpark_topic(d, r->msg.topic); /* the topic takes records, only not this one */
         log_warn("dispatch", "kafka refused a record for good: dead-lettering it", "id",
                  r->msg.id, "topic", r->msg.topic, "error", rd_kafka_err2name(err), "reason",
                  reason, "#seq", (long long)r->seq, NULL);
@@ -815,6 +819,10 @@ static void drain_failed(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err)
         if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
             producer_refresh_topic(d->producer, r->msg.topic);
     }
+    /* The probe is back: the next one must start from the oldest record again (the drain
+     * passed over the topic's others while it was out). */
+    if (r->probe)
+        spool_rewind(d->spool);
     msg_free(&r->msg);
     free(r);
 }
@@ -894,8 +902,10 @@ static void drain_kick(dispatch_t *d) {
         if (st == HB_ERR_NOSPACE) {
             /* librdkafka's queue is full: the next delivery report kicks again. */
             d->st.drain_inflight--;
-            if (t && r->probe)
+            if (t && r->probe) {
                 t->probe_out = 0;
+                spool_rewind(d->spool);
+            }
             spool_nack(d->spool, r->seq);
             msg_free(&r->msg);
             free(r);

@@ -201,7 +201,7 @@ class DeadLetterTest(unittest.TestCase):
     ACCEPTED = range(0, 2000)
 
     def spool_while_down(self, kafka, bridge):
-        self.assertEqual(post_many(bridge, "stack", [100000])[100000][0], 202)  # warm-up
+        self.assertEqual(post_many(bridge, "stack", [-1])[-1][0], 202)  # warm-up
         kafka.down("all")
         answers = post_many(bridge, "stack", self.ACCEPTED, workers=8)
         self.assertEqual({s for s, _ in answers.values()}, {202})
@@ -212,12 +212,10 @@ class DeadLetterTest(unittest.TestCase):
                               kafka={"batch.num.messages": 100,
                                      "message.timeout.ms": 5000}) as bridge:
             self.spool_while_down(kafka, bridge)
+            # The next three Produce requests, the drain's first, are refused for good.
+            kafka.errors(0, 3, "INVALID_RECORD")
             since = len(bridge.logs)
             kafka.up("all")
-            # Three Produce requests refused for good while the spool drains.
-            hbtest.wait_until(lambda: metrics(bridge).get("hookbridge_spool_drained_total") > 0,
-                              20, "the drain to start")
-            kafka.errors(0, 3, "INVALID_RECORD")
             bridge.wait_log(lambda l: l.get("msg") == "spool drained", 60, since=since)
             on_topic = hbtest.consume(kafka, "cloud66.stack", idle_ms=2000, timeout_ms=60000)
             dead = hbtest.consume(kafka, DLQ, idle_ms=2000, timeout_ms=30000)
@@ -225,7 +223,7 @@ class DeadLetterTest(unittest.TestCase):
             seen = check_order(self, on_topic)
             dead_ns = {n_of(m) for m in dead}
             self.assertEqual(seen & dead_ns, set(), "a dead-lettered record was republished")
-            self.assertEqual(sorted((seen | dead_ns) - {100000}), list(self.ACCEPTED),
+            self.assertEqual(sorted((seen | dead_ns) - {-1}), list(self.ACCEPTED),
                              "every accepted record is on the topic or in the DLQ")
             h = dead[0]["headers"]
             self.assertEqual(h["hb_dlq_topic"], "cloud66.stack")
@@ -248,24 +246,26 @@ class DeadLetterTest(unittest.TestCase):
                               kafka={"batch.num.messages": 100,
                                      "message.timeout.ms": 5000}) as bridge:
             self.spool_while_down(kafka, bridge)
-            since = len(bridge.logs)
-            kafka.up("all")
-            hbtest.wait_until(lambda: metrics(bridge).get("hookbridge_spool_drained_total") > 0,
-                              20, "the drain to start")
             kafka.errors(0, 4, "NOT_ENOUGH_REPLICAS")
             kafka.errors(0, 2, "NOT_LEADER_FOR_PARTITION")
+            since = len(bridge.logs)
+            kafka.up("all")
             bridge.wait_log(lambda l: l.get("msg") == "spool drained", 60, since=since)
             msgs = hbtest.consume(kafka, "cloud66.stack", idle_ms=2000, timeout_ms=60000)
-            check_order(self, msgs, list(self.ACCEPTED))
+            check_order(self, msgs, [-1] + list(self.ACCEPTED))
             self.assertEqual(metrics(bridge).total("hookbridge_deadletters_total"), 0)
             self.assertEqual(bridge.stop(), 0)
 
     def test_refused_dlq_topic_sends_to_the_folder_then_list_and_replay(self):
         with hbtest.MockCluster(brokers=1, topics=["cloud66.stack:1"]) as kafka:
             kafka.topic_error(DLQ, "TOPIC_AUTHORIZATION_FAILED")
-            with hbtest.Bridge(bootstrap=kafka) as bridge:
+            # librdkafka 2.0.2 holds records of a topic whose metadata has an error until
+            # message.timeout.ms (it waits for partitions); then the folder takes the record.
+            with hbtest.Bridge(bootstrap=kafka, kafka={"message.timeout.ms": 3000}) as bridge:
                 self.assertEqual(post_many(bridge, "stack", [0])[0][0], 202)
-                kafka.errors(0, 1, "INVALID_RECORD")
+                # Refused live (the event is spooled), then refused again when the drain tries
+                # it: dead letter; the dead-letter topic refuses it too: the folder.
+                kafka.errors(0, 2, "INVALID_RECORD")
                 self.assertEqual(post_many(bridge, "stack", [1])[1][0], 202)
                 bridge.wait_log(lambda l: l.get("msg") == "event dead-lettered to the folder",
                                 30)
