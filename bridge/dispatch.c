@@ -42,6 +42,8 @@ typedef struct drain_rec {
     int64_t sent_ms;   /* Unix ms of this attempt */
     int64_t sent_mono; /* monotonic ms it went to librdkafka; 0: refused at once */
     int probe;         /* the probe of its parked topic */
+    int in_waiting;    /* on dispatch.waiting: sent, not reported, not yet past the timeout */
+    TAILQ_ENTRY(drain_rec) link;
 } drain_rec_t;
 
 /* A dead letter on its way to dead_letter.topic; the spool record seq is acked once it is
@@ -72,6 +74,7 @@ static const char *request_id_of(const msg_t *m) {
 }
 
 TAILQ_HEAD(pending_list, pending);
+TAILQ_HEAD(drain_list, drain_rec);
 
 struct dispatch {
     struct event_base *base;
@@ -86,6 +89,11 @@ struct dispatch {
     struct pending_list syncing; /* covered by the sync in flight */
     struct event *ack_timer, *commit_ev, *recreate_ev, *shutdown_timer;
     struct event *park_timer;
+    /* drain records sent and not reported, in send order: one not acknowledged within
+     * producer.ack_timeout_ms parks its topic (librdkafka may hold a record of a topic it
+     * cannot place for message.timeout.ms) */
+    struct drain_list waiting;
+    struct event *drain_timer;
     int commit_armed;  /* commit_ev is active or pending */
     int sync_inflight; /* a spool_sync job is on the worker (its batch is d->syncing) */
     spool_sync_job_t job;
@@ -468,6 +476,29 @@ static void park_timer_arm(dispatch_t *d) {
     evtimer_add(d->park_timer, &tv);
 }
 
+static void drain_timer_arm(dispatch_t *d) {
+    drain_rec_t *head = TAILQ_FIRST(&d->waiting);
+    if (!head) {
+        evtimer_del(d->drain_timer);
+        return;
+    }
+    int64_t wait = head->sent_mono + d->ack_timeout_ms - hbtime_mono_ms();
+    if (wait < 0)
+        wait = 0;
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(d->drain_timer, &tv);
+}
+
+static void waiting_remove(dispatch_t *d, drain_rec_t *r) {
+    if (!r->in_waiting)
+        return;
+    int was_head = TAILQ_FIRST(&d->waiting) == r;
+    TAILQ_REMOVE(&d->waiting, r, link);
+    r->in_waiting = 0;
+    if (was_head && !d->freeing)
+        drain_timer_arm(d);
+}
+
 static void set_kafka_up(dispatch_t *d, int up) {
     if (d->st.kafka_up == up)
         return;
@@ -533,6 +564,23 @@ static void on_park_timer(evutil_socket_t fd, short what, void *arg) {
         spool_rewind(d->spool);
     park_timer_arm(d);
     drain_kick(d);
+}
+
+/* Drain records not acknowledged in time park their topic: its other records wait, and its next
+ * probe waits until librdkafka has reported on these. The records stay in flight. */
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    dispatch_t *d = arg;
+    int64_t now = hbtime_mono_ms();
+    drain_rec_t *r;
+    while ((r = TAILQ_FIRST(&d->waiting)) != NULL && r->sent_mono + d->ack_timeout_ms <= now) {
+        TAILQ_REMOVE(&d->waiting, r, link);
+        r->in_waiting = 0;
+        park_topic(d, r->msg.topic, KERR_RETRIABLE, RD_KAFKA_RESP_ERR__TIMED_OUT,
+                   "not acknowledged within producer.ack_timeout_ms", r->probe, 0);
+    }
+    drain_timer_arm(d);
 }
 
 /* ---- the live path --------------------------------------------------------------------------- */
@@ -828,6 +876,7 @@ static void drain_failed(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err)
 }
 
 static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err) {
+    waiting_remove(d, r);
     if (r->probe) {
         topic_t *t = topics_get(d->topics, r->msg.topic);
         if (t)
@@ -861,7 +910,10 @@ static int drain_skip(void *arg, const char *topic) {
     const topic_t *t = topics_get(d->topics, topic);
     if (!t || t->state == TOPIC_FLOWING)
         return 0;
-    if (t->state == TOPIC_PROBING && !t->probe_out)
+    /* The probe goes once nothing of the topic is out: an older record still in librdkafka
+     * could otherwise fail after a newer one of its key went through. */
+    if (t->state == TOPIC_PROBING && !t->probe_out &&
+        spool_topic_inflight(d->spool, topic) == 0)
         return 0;
     return !t->expired;
 }
@@ -884,7 +936,8 @@ static void drain_kick(dispatch_t *d) {
         }
         r->sent_ms = hbtime_now_ms();
         topic_t *t = skip ? topics_get(d->topics, r->msg.topic) : NULL;
-        if (t && t->state == TOPIC_PROBING && !t->probe_out) {
+        if (t && t->state == TOPIC_PROBING && !t->probe_out &&
+            spool_topic_inflight(d->spool, r->msg.topic) == 1 /* this one */) {
             t->probe_out = 1;
             r->probe = 1;
         } else if (t && t->state != TOPIC_FLOWING) {
@@ -897,6 +950,10 @@ static void drain_kick(dispatch_t *d) {
         d->st.drain_inflight++;
         if (st == HB_OK) {
             r->sent_mono = hbtime_mono_ms();
+            r->in_waiting = 1;
+            TAILQ_INSERT_TAIL(&d->waiting, r, link);
+            if (TAILQ_FIRST(&d->waiting) == r)
+                drain_timer_arm(d);
             continue;
         }
         if (st == HB_ERR_NOSPACE) {
@@ -1021,6 +1078,7 @@ void dispatch_shutdown(dispatch_t *d, void (*stopped)(void *arg), void *arg) {
     d->stopped = stopped;
     d->stopped_arg = arg;
     evtimer_del(d->park_timer);
+    evtimer_del(d->drain_timer);
     struct timeval tv = {(time_t)(d->shutdown_timeout_ms / 1000),
                          (suseconds_t)(d->shutdown_timeout_ms % 1000) * 1000};
     evtimer_add(d->shutdown_timer, &tv);
@@ -1049,19 +1107,21 @@ dispatch_t *dispatch_new(struct event_base *base, const hb_config_t *cfg, spool_
     TAILQ_INIT(&d->live);
     TAILQ_INIT(&d->commit);
     TAILQ_INIT(&d->syncing);
+    TAILQ_INIT(&d->waiting);
     d->wfd = -1;
     pthread_mutex_init(&d->wmu, NULL);
     pthread_cond_init(&d->wcv, NULL);
     d->ack_timer = evtimer_new(base, on_ack_timeout, d);
     d->commit_ev = event_new(base, -1, 0, on_commit, d);
     d->park_timer = evtimer_new(base, on_park_timer, d);
+    d->drain_timer = evtimer_new(base, on_drain_timer, d);
     d->shutdown_timer = evtimer_new(base, on_shutdown_timeout, d);
     d->recreate_ev = event_new(base, -1, 0, on_recreate, d);
     d->topics = topics_new();
     d->spool_dir = strdup(cfg->spool_dir);
     if (cfg->dead_letter_topic && *cfg->dead_letter_topic)
         d->dlq_topic = strdup(cfg->dead_letter_topic);
-    if (!d->ack_timer || !d->commit_ev || !d->park_timer ||
+    if (!d->ack_timer || !d->commit_ev || !d->park_timer || !d->drain_timer ||
         !d->shutdown_timer || !d->recreate_ev || !d->topics || !d->spool_dir ||
         (cfg->dead_letter_topic && *cfg->dead_letter_topic && !d->dlq_topic)) {
         snprintf(errstr, errlen, "out of memory");
@@ -1181,6 +1241,8 @@ void dispatch_free(dispatch_t *d) {
     pthread_cond_destroy(&d->wcv);
     if (d->park_timer)
         event_free(d->park_timer);
+    if (d->drain_timer)
+        event_free(d->drain_timer);
     if (d->shutdown_timer)
         event_free(d->shutdown_timer);
     if (d->recreate_ev)

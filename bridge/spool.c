@@ -51,7 +51,8 @@ typedef struct win_ent {
  * the hash maps a name to its entry without a scan. */
 typedef struct spool_topic {
     char *name;
-    uint64_t pending;
+    uint64_t pending;  /* unacked */
+    uint64_t inflight; /* of those, handed out and neither acked nor nacked */
 } spool_topic_t;
 
 typedef struct seg {
@@ -562,7 +563,7 @@ static uint32_t topic_intern(spool_t *s, const unsigned char *name, size_t len) 
     if (!copy)
         return UINT32_MAX;
     i = (uint32_t)s->ntopics++;
-    s->topics[i] = (spool_topic_t){copy, 0};
+    s->topics[i] = (spool_topic_t){copy, 0, 0};
     size_t j = (size_t)topic_hash(name, len) & (s->thash_cap - 1);
     while (s->thash[j])
         j = (j + 1) & (s->thash_cap - 1);
@@ -581,6 +582,19 @@ uint64_t spool_topic_pending(const spool_t *s, const char *topic) {
         return 0;
     uint32_t i = topic_find(s, (const unsigned char *)topic, strlen(topic));
     return i == UINT32_MAX ? 0 : s->topics[i].pending;
+}
+
+uint64_t spool_topic_inflight(const spool_t *s, const char *topic) {
+    if (!s || !topic)
+        return 0;
+    uint32_t i = topic_find(s, (const unsigned char *)topic, strlen(topic));
+    return i == UINT32_MAX ? 0 : s->topics[i].inflight;
+}
+
+/* Entry e's record went out (delta 1) or came back (-1). */
+static void topic_inflight(spool_t *s, const win_ent_t *e, int delta) {
+    if (e->topic < s->ntopics && (delta > 0 || s->topics[e->topic].inflight > 0))
+        s->topics[e->topic].inflight += (uint64_t)(int64_t)delta;
 }
 
 size_t spool_topic_count(const spool_t *s) { return s ? s->ntopics : 0; }
@@ -1648,6 +1662,7 @@ hb_status_t spool_next_skip(spool_t *s, spool_skip_fn skip, void *arg, msg_t *ou
         }
         e->st = ST_INFLIGHT;
         s->inflight++;
+        topic_inflight(s, e, 1);
         if (seq)
             *seq = q;
         return HB_OK;
@@ -1669,6 +1684,7 @@ hb_status_t spool_ack(spool_t *s, uint64_t seq) {
             retry_remove_at(s, i);
     } else {
         s->inflight--;
+        topic_inflight(s, e, -1);
     }
     s->st.acked++;
     mark_done(s, seq, e, ST_ACKED);
@@ -1700,6 +1716,7 @@ void spool_nack(spool_t *s, uint64_t seq) {
     s->nretry++;
     e->st = ST_RETRY;
     s->inflight--;
+    topic_inflight(s, e, -1);
 }
 
 uint64_t spool_pending(const spool_t *s) { return s ? s->records : 0; }

@@ -190,6 +190,9 @@ void spool_rewind(spool_t *s);
  * at open from the recovered records, so the count survives a restart. */
 uint64_t spool_topic_pending(const spool_t *s, const char *topic);
 
+/* Records of topic handed out by spool_next and neither acked nor nacked yet. */
+uint64_t spool_topic_inflight(const spool_t *s, const char *topic);
+
 /* The topics the spool has seen since open (those of recovered and appended records), with
  * each one's unacked count: entry i < spool_topic_count(); NULL past the end. The name is
  * owned by the spool and lives as long as it. */

@@ -1229,6 +1229,8 @@ static void test_skip_then_rewind(void **state) {
     assert_int_equal(spool_next_skip(f->s, skip_topic, (void *)parked, &m, NULL), HB_ERR_EOF);
     assert_int_equal(spool_topic_pending(f->s, parked), 2);
     assert_int_equal(spool_inflight(f->s), 4);
+    assert_int_equal(spool_topic_inflight(f->s, parked), 0);
+    assert_int_equal(spool_topic_inflight(f->s, "cloud66.events.0"), 2);
     /* Without a rewind the cursor stays past them. */
     expect_eof(f->s);
     spool_rewind(f->s);
@@ -1240,9 +1242,12 @@ static void test_skip_then_rewind(void **state) {
     expect_next(f->s, 1, 10, 2);
     expect_next(f->s, 4, 10, 5);
     expect_eof(f->s);
+    assert_int_equal(spool_topic_inflight(f->s, parked), 2);
     for (uint64_t q = 1; q <= 6; q++)
         assert_int_equal(spool_ack(f->s, q), HB_OK);
     assert_int_equal(spool_topic_pending(f->s, parked), 0);
+    assert_int_equal(spool_topic_inflight(f->s, parked), 0);
+    assert_int_equal(spool_topic_inflight(f->s, "cloud66.events.0"), 0);
     assert_int_equal(spool_pending(f->s), 0);
 }
 
