@@ -124,7 +124,8 @@ class RealKafkaTest(unittest.TestCase):
                 accepted.append(n)
             since = len(bridge.logs)
             kafka.run("resume")
-            bridge.wait_log(lambda l: l.get("msg") == "kafka is accepting events", 120,
+            bridge.wait_log(lambda l: l.get("msg") in ("kafka is accepting events",
+                                                       "topic flows again"), 120,
                             since=since)
             bridge.kill9()  # while draining (or just after): the restart must finish the job
             since = len(bridge.logs)
