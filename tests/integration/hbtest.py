@@ -118,7 +118,7 @@ class MockCluster:
 
     topics: names, "name:partitions" or (name, partitions) tuples created before start.
     Topics not created here are auto-created by a producer's metadata request with
-    4 partitions (librdkafka 2.0.2's mock default).
+    4 partitions (the mock's default in librdkafka 2.0.2 and 2.8.0).
     """
 
     def __init__(self, brokers=3, topics=(), start_timeout=10):

@@ -256,12 +256,16 @@ class SpooledRequestIdTest(unittest.TestCase):
             kafka.rtt("all", 5000)  # slower than message.timeout.ms: the delivery fails
             status, headers, data = bridge.post(body=stack_event("failed"), timeout=30)
             self.assertEqual(status, 202, data)
+            # The daemon logs before it answers, but our log reader may not have read the line
+            # yet when the answer arrives: wait for it, then check there is only the one.
+            bridge.wait_log(lambda l: l.get("msg") == "delivery failed: event spooled", 10)
             failed = bridge.find_logs(msg="delivery failed: event spooled")
             self.assertEqual([l.get("request_id") for l in failed], [headers["x-request-id"]])
             # Kafka counts as down now: events go to the spool, which holds one of these.
             big = json.dumps({"event_type": "stack.big", "uid": "s", "pad": "q" * 700000})
             answers = [bridge.post(body=big.encode(), timeout=30) for _ in range(2)]
             self.assertEqual([a[0] for a in answers], [202, 503], answers[1][2])
+            bridge.wait_log(lambda l: l.get("msg") == "cannot spool event", 10)
             refused = bridge.find_logs(msg="cannot spool event")
             self.assertEqual([l.get("request_id") for l in refused],
                              [answers[1][1]["x-request-id"]])

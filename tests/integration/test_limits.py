@@ -135,7 +135,7 @@ class HeaderLimitsTest(LimitsBase):
             sock.sendall(raw_post(big, b"X-Pad: " + b"a" * 2000 + b"\r\n"))
             answer = read_until_eof(sock)
             sock.close()
-            # libevent answers by itself, as http.h and the README say: 400, its HTML page,
+            # libevent answers by itself, as http.h and docs/http.md say: 400, its HTML page,
             # Connection: close, and the connection is closed.
             head, _, page = answer.partition(b"\r\n\r\n")
             self.assertTrue(head.startswith(b"HTTP/1.1 400 Bad Request"), answer[:200])

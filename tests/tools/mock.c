@@ -25,7 +25,7 @@
  * mock cluster when "ok" is written: the librdkafka calls used here wait for the mock
  * cluster's thread to apply them, so a test never needs to sleep after a command.
  *
- * Topic auto-creation (librdkafka 2.0.2): the mock brokers create an unknown topic
+ * Topic auto-creation (librdkafka 2.0.2 and 2.8.0): the mock brokers create an unknown topic
  * when a client's Metadata request asks for it with auto-creation allowed (a producer
  * does by default), with 4 partitions and a replication factor of min(3, brokers).
  * A consumer's metadata request does not create it. Use --topic or "create" when a

@@ -695,8 +695,8 @@ static char *data_of(const char *body, msg_t *m) {
     return m->value;
 }
 
-/* A key repeated in one object: the last one counts (json-c's rule, documented in README "HTTP
- * answers" and normalize.h), at the top level and in nested objects. data keeps that one value,
+/* A key repeated in one object: the last one counts (json-c's rule, documented in docs/http.md "How
+ * a body is read" and normalize.h), at the top level and in nested objects. data keeps that one value,
  * in the place of the key's first appearance; routing and the envelope read the same value, so
  * a consumer can never see another event_type than the one the event was routed by. */
 static void test_duplicate_keys_last_wins(void **state) {
@@ -922,7 +922,7 @@ static void check_refused(const bad_case_t *cases, size_t n) {
 
 /* json-c 0.16 reads an integer past the int64/uint64 range as the nearest bound, so
  * 123456789012345678901234567890 reached Kafka as 18446744073709551615 (and
- * -9223372036854775809 as INT64_MIN). README promises data keeps every field: the digits are
+ * -9223372036854775809 as INT64_MIN). docs/envelope.md promises data keeps every field: the digits are
  * kept as sent, at any depth, in both modes, through repeated keys and the stack gathering. */
 static void test_integer_out_of_range_is_kept(void **state) {
     (void)state;
@@ -970,7 +970,7 @@ static void test_integer_out_of_range_is_kept(void **state) {
                                     "123456789012345678901234567890}}}"));
     msg_free(&m);
 
-    /* A repeated key keeps its last value (README): the digits are those of the last one,
+    /* A repeated key keeps its last value (docs/http.md): the digits are those of the last one,
      * whichever of the two was out of range, and at any depth. */
     const char *dups[][2] = {
         {"{\"event_type\":\"a.b\",\"n\":123456789012345678901234567890,"
@@ -1009,7 +1009,7 @@ static void test_integer_out_of_range_is_kept(void **state) {
 
 /* json-c keys are C strings, so "\u0000" in a key cut it short: {"k\u0000x":1,"k":2} silently
  * lost a member, and a key "event_type\u0000x" was taken as event_type. Refused as invalid_body
- * (README: a NUL in the body is a 400); \u0000 in a string value is still kept
+ * (docs/http.md: a NUL in the body is a 400); \u0000 in a string value is still kept
  * (test_hostile_input_pinned). */
 static void test_nul_escape_in_key_is_refused(void **state) {
     (void)state;
@@ -1040,7 +1040,7 @@ static void test_nul_escape_in_key_is_refused(void **state) {
 }
 
 /* json-c's strict mode still took two relaxed forms: control characters left raw in a string
- * (RFC 8259 7: they must be escaped) and single-quoted member names. README says a body that is
+ * (RFC 8259 7: they must be escaped) and single-quoted member names. docs/http.md: a body that is
  * not JSON gets 400 invalid_json. */
 static void test_relaxed_json_is_refused(void **state) {
     (void)state;
