@@ -5,7 +5,13 @@ to the folder when that topic refuses too) and never republished after later rec
 key; retriable errors mid-drain lose nothing and keep order; recovery after a 5 s outage is
 measured; `spool dead-letters list|replay` and `spool drain` work as documented.
 
-Note: librdkafka 2.0.2's mock cluster checks no idempotent sequence numbers. Where a result
+The refused topic is a topic that does not exist on a cluster that creates none
+(allow.auto.create.topics=false: the mock cluster then answers UNKNOWN_TOPIC_OR_PART), the case
+users meet. Not TOPIC_AUTHORIZATION_FAILED through rd_kafka_mock_topic_set_error: the mock
+answers that with the topic's partitions, and librdkafka before 2.10 (2.8.0 here) dereferences a
+missing partition on such an answer and crashes (librdkafka #4907, fixed by dc48bedd1).
+
+Note: librdkafka's mock cluster checks no idempotent sequence numbers. Where a result
 depends on that (a batch refused for good, the batches after it accepted), the comment says so:
 a real broker refuses those later batches with OUT_OF_ORDER_SEQUENCE_NUMBER and librdkafka
 retries them in order after its epoch bump; the order on the topic comes out the same."""
@@ -23,6 +29,7 @@ import hbtest  # noqa: E402
 from test_admin import Metrics, parse_metrics  # noqa: E402
 
 HEALTHY = ["cloud66.stack:1", "cloud66.application:1", "cloud66.backup:1"]
+NO_AUTO_CREATE = {"allow.auto.create.topics": "false"}
 REFUSED = "cloud66.server"  # a family with no default route: its own topic
 DLQ = "cloud66.deadletter"
 KEYS = [f"k-{i}" for i in range(6)]
@@ -101,8 +108,7 @@ def hookbridge(*args, timeout=120):
 class RefusedTopicTest(unittest.TestCase):
     def test_refused_topic_is_parked_while_the_others_flow_live(self):
         with hbtest.MockCluster(brokers=3, topics=HEALTHY) as kafka:
-            kafka.topic_error(REFUSED, "TOPIC_AUTHORIZATION_FAILED")
-            with hbtest.Bridge(bootstrap=kafka) as bridge:
+            with hbtest.Bridge(bootstrap=kafka, kafka=NO_AUTO_CREATE) as bridge:
                 first = post_many(bridge, "server", [0])
                 self.assertEqual(first[0][0], 202)
                 bridge.wait_log(lambda l: l.get("msg", "").startswith("topic parked")
@@ -135,14 +141,13 @@ class RefusedTopicTest(unittest.TestCase):
                 ready = json.loads(body)
                 self.assertEqual(ready["kafka"], "up")
                 self.assertEqual([p["topic"] for p in ready["parked"]], [REFUSED])
-                # librdkafka 2.0.2 does not fail the records of a topic whose metadata says
-                # TOPIC_AUTHORIZATION_FAILED: it waits for partitions, so the bridge sees its
-                # own ack timeout (a newer librdkafka reports the authorisation error).
-                self.assertIn(ready["parked"][0]["error"],
-                              ("TOPIC_AUTHORIZATION_FAILED", "_TIMED_OUT"))
-                # The topic is allowed again: its events arrive, in order, and it flows.
+                # librdkafka holds a missing topic's records for
+                # topic.metadata.propagation.max.ms (30 s) before it fails them with
+                # _UNKNOWN_TOPIC: first the bridge's own ack timeout parks the topic.
+                self.assertIn(ready["parked"][0]["error"], ("_UNKNOWN_TOPIC", "_TIMED_OUT"))
+                # The topic is created: its events arrive, in order, and it flows.
                 since = len(bridge.logs)
-                kafka.topic_error(REFUSED, 0)
+                kafka.create(REFUSED, 1)
                 bridge.wait_log(lambda l: l.get("msg") == "topic flows again"
                                 and l.get("topic") == REFUSED, 20, since=since)
                 bridge.wait_log(lambda l: l.get("msg") == "spool drained", 20, since=since)
@@ -163,10 +168,9 @@ class RefusedTopicTest(unittest.TestCase):
     def test_refused_topic_in_the_drain_and_kill9_loses_nothing(self):
         with hbtest.MockCluster(brokers=3, topics=HEALTHY) as kafka:
             with hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 1000},
-                               kafka={"message.timeout.ms": 3000}) as bridge:
+                               kafka={"message.timeout.ms": 3000, **NO_AUTO_CREATE}) as bridge:
                 self.assertEqual(post_many(bridge, "stack", [0])[0][0], 202)
                 kafka.down("all")
-                kafka.topic_error(REFUSED, "TOPIC_AUTHORIZATION_FAILED")
                 # Interleaved: the refused topic's records sit ahead of and among the others.
                 ns = list(range(1, 121))
                 answers = {}
@@ -185,7 +189,7 @@ class RefusedTopicTest(unittest.TestCase):
                 # A crash now: the spool still holds the refused topic's records, and counts
                 # them per topic again after the restart.
                 bridge.kill9()
-                kafka.topic_error(REFUSED, 0)
+                kafka.create(REFUSED, 1)
                 since = len(bridge.logs)
                 bridge.start()
                 # New events of that topic after the restart queue behind the old ones.
@@ -265,10 +269,10 @@ class DeadLetterTest(unittest.TestCase):
 
     def test_refused_dlq_topic_sends_to_the_folder_then_list_and_replay(self):
         with hbtest.MockCluster(brokers=1, topics=["cloud66.stack:1"]) as kafka:
-            kafka.topic_error(DLQ, "TOPIC_AUTHORIZATION_FAILED")
-            # librdkafka 2.0.2 holds records of a topic whose metadata has an error until
-            # message.timeout.ms (it waits for partitions); then the folder takes the record.
-            with hbtest.Bridge(bootstrap=kafka, kafka={"message.timeout.ms": 3000}) as bridge:
+            # The dead-letter topic does not exist: librdkafka holds the dead letter until
+            # message.timeout.ms (or topic.metadata.propagation.max.ms), then the folder takes it.
+            with hbtest.Bridge(bootstrap=kafka,
+                               kafka={"message.timeout.ms": 3000, **NO_AUTO_CREATE}) as bridge:
                 self.assertEqual(post_many(bridge, "stack", [0])[0][0], 202)
                 # Refused live (the event is spooled), then refused again when the drain tries
                 # it: dead letter; the dead-letter topic refuses it too: the folder.
@@ -351,7 +355,8 @@ class RecoveryTest(unittest.TestCase):
 class SpoolDrainTest(unittest.TestCase):
     def test_spool_drain_publishes_an_offline_spool(self):
         with hbtest.MockCluster(brokers=1, topics=HEALTHY) as kafka:
-            with hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 300}) as bridge:
+            with hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 300},
+                               kafka=NO_AUTO_CREATE) as bridge:
                 kafka.down("all")
                 answers = post_many(bridge, "stack", range(40))
                 answers.update(post_many(bridge, "server", range(40, 50)))
@@ -363,8 +368,7 @@ class SpoolDrainTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                 self.assertIn("not drained within 3 s", r.stderr)
                 self.assertIn("kafka takes nothing", r.stderr)
-                # One topic refused: the others are published, the reason names the topic.
-                kafka.topic_error(REFUSED, "TOPIC_AUTHORIZATION_FAILED")
+                # One topic missing: the others are published, the reason names the topic.
                 kafka.up("all")
                 r = hookbridge("spool", "drain", "--config", conf, "--timeout-s", "5", spool)
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
@@ -378,7 +382,7 @@ class SpoolDrainTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 1)
                 self.assertIn("locked", r.stderr)
                 self.assertEqual(bridge.stop(), 0)
-                kafka.topic_error(REFUSED, 0)
+                kafka.create(REFUSED, 1)
                 r = hookbridge("spool", "drain", "--config", conf, "--timeout-s", "30", spool)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertIn("the spool is empty", r.stdout)
