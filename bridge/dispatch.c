@@ -536,6 +536,9 @@ static void park_topic(dispatch_t *d, const char *topic, kerr_kind_t kind,
         log_warn("dispatch", "topic parked: its events wait in the spool, other topics flow",
                  "topic", topic, "error", rd_kafka_err2name(err), "kind", kerr_kind_name(kind),
                  "reason", reason, NULL);
+    } else if (rc == 2) {
+        log_warn("dispatch", "parked topic: the cause is now known", "topic", topic, "error",
+                 rd_kafka_err2name(err), "kind", kerr_kind_name(kind), "reason", reason, NULL);
     }
     park_timer_arm(d);
 }

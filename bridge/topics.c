@@ -70,6 +70,7 @@ int topics_park(topics_t *ts, const char *name, kerr_kind_t kind, rd_kafka_resp_
     int64_t lo = kind == KERR_TOPIC ? TOPICS_REFUSED_MIN_MS : TOPICS_RETRY_MIN_MS;
     int64_t hi = kind == KERR_TOPIC ? TOPICS_REFUSED_MAX_MS : TOPICS_RETRY_MAX_MS;
     int was_flowing = t->state == TOPIC_FLOWING;
+    int rc = was_flowing ? 1 : t->kind != kind ? 2 : 0;
     if (was_flowing) {
         ts->parked++;
         t->parked_since_ms = now_ms;
@@ -88,7 +89,7 @@ int topics_park(topics_t *ts, const char *name, kerr_kind_t kind, rd_kafka_resp_
     t->err = err;
     t->reason = reason;
     t->next_probe_ms = now_ms + t->backoff_ms;
-    return was_flowing;
+    return rc;
 }
 
 int topics_unpark(topics_t *ts, const char *name) {

@@ -62,8 +62,10 @@ size_t topics_parked_count(const topics_t *ts);
 /* A record of name failed with err (of kind, for reason). A FLOWING topic is PARKED, its
  * first probe after the minimum backoff; a failed probe (probe 1) parks it again with the
  * backoff doubled. Any other failure of a parked topic (a record sent before the park coming
- * back) changes nothing. Returns 1 when it was FLOWING (the caller logs the park, once), 0
- * otherwise, -1 when out of memory. */
+ * back) changes nothing. Returns 1 when it was FLOWING (the caller logs the park, once), 2 when
+ * a failed probe shows another kind of failure than the one it was parked for (say, a timeout
+ * first, then the topic is missing: worth one more line), 0 otherwise, -1 when out of
+ * memory. */
 int topics_park(topics_t *ts, const char *name, kerr_kind_t kind, rd_kafka_resp_err_t err,
                 const char *reason, int probe, int64_t now_ms);
 

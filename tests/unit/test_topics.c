@@ -113,6 +113,13 @@ static void test_park_probe_unpark(void **state) {
     assert_int_equal(topics_park(ts, "a", KERR_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, "r", 1,
                                  2000), 0);
     assert_int_equal(t->backoff_ms, 2 * TOPICS_REFUSED_MIN_MS);
+    topics_due(ts, 5000, 0);
+    /* the next probe fails another way: reported (2), once */
+    assert_int_equal(topics_park(ts, "a", KERR_RETRIABLE, RD_KAFKA_RESP_ERR__TRANSPORT, "r", 1,
+                                 5000), 2);
+    t->state = TOPIC_PROBING;
+    assert_int_equal(topics_park(ts, "a", KERR_RETRIABLE, RD_KAFKA_RESP_ERR__TRANSPORT, "r", 1,
+                                 5001), 0);
     assert_int_equal(t->parked_since_ms, 1000); /* since it first stopped flowing */
     assert_int_equal(topics_unpark(ts, "a"), 1);
     assert_int_equal(topics_unpark(ts, "a"), 0);
