@@ -271,17 +271,21 @@ static void live_unlink(dispatch_t *d, pending_t *p) {
     }
 }
 
-static void arm_ack_timer(dispatch_t *d) {
-    pending_t *head = TAILQ_FIRST(&d->live);
-    if (!head) {
-        evtimer_del(d->ack_timer);
-        return;
-    }
-    int64_t wait = head->deadline_ms - hbtime_mono_ms();
+/* Arms ev to fire at due_mono (monotonic ms; at once when past). */
+static void timer_at(struct event *ev, int64_t due_mono) {
+    int64_t wait = due_mono - hbtime_mono_ms();
     if (wait < 0)
         wait = 0;
     struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
-    evtimer_add(d->ack_timer, &tv);
+    evtimer_add(ev, &tv);
+}
+
+static void arm_ack_timer(dispatch_t *d) {
+    pending_t *head = TAILQ_FIRST(&d->live);
+    if (head)
+        timer_at(d->ack_timer, head->deadline_ms);
+    else
+        evtimer_del(d->ack_timer);
 }
 
 static void commit_kick(dispatch_t *d);
@@ -465,28 +469,18 @@ static void commit_kick(dispatch_t *d) {
 
 static void park_timer_arm(dispatch_t *d) {
     int64_t due = topics_next_due(d->topics);
-    if (due < 0) {
+    if (due >= 0)
+        timer_at(d->park_timer, due);
+    else
         evtimer_del(d->park_timer);
-        return;
-    }
-    int64_t wait = due - hbtime_mono_ms();
-    if (wait < 0)
-        wait = 0;
-    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
-    evtimer_add(d->park_timer, &tv);
 }
 
 static void drain_timer_arm(dispatch_t *d) {
     drain_rec_t *head = TAILQ_FIRST(&d->waiting);
-    if (!head) {
+    if (head)
+        timer_at(d->drain_timer, head->sent_mono + d->ack_timeout_ms);
+    else
         evtimer_del(d->drain_timer);
-        return;
-    }
-    int64_t wait = head->sent_mono + d->ack_timeout_ms - hbtime_mono_ms();
-    if (wait < 0)
-        wait = 0;
-    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
-    evtimer_add(d->drain_timer, &tv);
 }
 
 static void waiting_remove(dispatch_t *d, drain_rec_t *r) {

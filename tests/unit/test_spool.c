@@ -28,7 +28,7 @@
 typedef struct fx {
     char root[64];  /* mkdtemp directory, removed at teardown */
     char dir[128];  /* the spool directory inside it (spool_open creates it) */
-    char path[256]; /* scratch for file paths */
+    char path[512]; /* scratch for file paths (dir + a name of up to 255 bytes) */
     spool_t *s;
 } fx_t;
 
