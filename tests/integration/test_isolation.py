@@ -305,6 +305,23 @@ class DeadLetterTest(unittest.TestCase):
                 self.assertFalse([h for h in replayed["headers"] if h.startswith("hb_dlq_")])
                 self.assertEqual(bridge.stop(), 0)
 
+    def test_parked_past_after_s_goes_to_the_dlq_in_order(self):
+        with hbtest.MockCluster(brokers=1, topics=HEALTHY + [DLQ + ":1"]) as kafka, \
+                hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 500},
+                              dead_letter={"after_s": 2},
+                              kafka={"topic.metadata.propagation.max.ms": 1000,
+                                     **NO_AUTO_CREATE}) as bridge:
+            answers = post_many(bridge, "server", range(20))
+            self.assertEqual({s for s, _ in answers.values()}, {202})
+            dead = consume_all(kafka, DLQ, 20, 30000)
+            check_order(self, dead, range(20))
+            self.assertEqual({m["headers"]["hb_dlq_topic"] for m in dead}, {REFUSED})
+            self.assertIn(dead[0]["headers"]["hb_dlq_error"], ("_UNKNOWN_TOPIC", "_TIMED_OUT"))
+            bridge.wait_log(lambda l: l.get("msg") == "spool drained", 20)
+            self.assertEqual(metrics(bridge).total("hookbridge_deadletters_total",
+                                                   topic=REFUSED, to="topic"), 20)
+            self.assertEqual(bridge.stop(), 0)
+
 
 class RecoveryTest(unittest.TestCase):
     def test_recovery_time_after_a_5s_outage_under_load(self):
