@@ -1022,6 +1022,11 @@ static void on_producer_event(void *arg, producer_event_t ev, rd_kafka_resp_err_
     case PRODUCER_EV_STATS:
         if (d->kafka_stats_cb)
             d->kafka_stats_cb(d->kafka_stats_arg, reason);
+        /* A broker state change shows here too: while Kafka takes nothing, probe now rather
+         * than at the next backoff (a probe is one record). */
+        if (!d->st.kafka_up && strstr(reason, "\"state\":\"UP\"") &&
+            topics_retry_now(d->topics, hbtime_mono_ms()))
+            park_timer_arm(d);
         break;
     default:
         break;
