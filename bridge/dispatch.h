@@ -66,7 +66,8 @@ typedef struct dispatch dispatch_t;
 
 /* The outcome of one event. st: HB_OK (safe; id is the envelope id), HB_ERR_NOSPACE (the spool
  * is full), HB_ERR_IO (the spool could not make it durable). Called exactly once per submit,
- * on the loop thread (possibly from inside dispatch_submit, when the spool refuses at once). */
+ * on the loop thread (possibly from inside dispatch_submit: when the spool refuses at once, and
+ * after the stop was reported, when the event is spooled and synced within the call). */
 typedef void (*dispatch_done_cb)(void *ctx, hb_status_t st, const char *id);
 
 typedef struct dispatch_stats {
