@@ -1,4 +1,4 @@
-/* main.c: hookbridge's command line: run the daemon, check a config, inspect a spool. */
+/* main.c: hookbridge's command line: run the daemon, check a config, inspect a spool, probe health. */
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "hbtime.h"
 #include "log.h"
+#include "probe.h"
 #include "spool.h"
 
 /* Exit codes (documented in the README). */
@@ -30,6 +31,8 @@ static void usage(FILE *out) {
             "                                             once it is empty\n"
             "       hookbridge spool dead-letters list DIR    list DIR/deadletter/\n"
             "       hookbridge spool dead-letters replay DIR  put them back into the spool DIR\n"
+            "       hookbridge healthcheck [--timeout-ms N] URL\n"
+            "                                             GET URL: exit 0 on a 2xx answer, else 1\n"
             "       hookbridge --version\n"
             "Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or config.\n");
 }
@@ -262,6 +265,8 @@ int main(int argc, char **argv) {
     };
     if (argc > 1 && strcmp(argv[1], "spool") == 0)
         return cmd_spool(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "healthcheck") == 0)
+        return probe_main(argc - 1, argv + 1);
     int c;
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
