@@ -701,6 +701,22 @@ static void live_delivered(dispatch_t *d, pending_t *p, rd_kafka_resp_err_t err)
     pending_maybe_free(p);
 }
 
+/* Record seq of topic is back from librdkafka (or its dead letter is settled): acked in the
+ * spool (ack 1) or due again (0). A parked topic's probe waits until none of its records is out,
+ * and the drain passes over its records meanwhile; when the last one comes back, the cursor
+ * goes back for them (once per topic, not once per record). */
+static void spool_done(dispatch_t *d, const char *topic, uint64_t seq, int ack) {
+    if (ack)
+        spool_ack(d->spool, seq);
+    else
+        spool_nack(d->spool, seq);
+    if (topics_parked_count(d->topics) && spool_topic_inflight(d->spool, topic) == 0) {
+        const topic_t *t = topics_get(d->topics, topic);
+        if (t && t->state != TOPIC_FLOWING)
+            spool_rewind(d->spool);
+    }
+}
+
 /* ---- dead letters ----------------------------------------------------------------------------- */
 
 static void dispatch_idle_check(dispatch_t *d) {
@@ -727,7 +743,7 @@ static void dlq_to_folder(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
             st = deadletter_store(d->folder, &q->msg);
     }
     if (st == HB_OK) {
-        spool_ack(d->spool, q->seq);
+        spool_done(d, q->topic, q->seq, 1);
         count_deadletter(d, q->topic, q->reason, "folder");
         log_warn("dispatch", "event dead-lettered to the folder", "id", q->msg.id, "topic",
                  q->topic, "reason", q->reason, "#seq", (long long)q->seq, NULL);
@@ -739,7 +755,7 @@ static void dlq_to_folder(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
     } else {
         log_error("dispatch", "cannot store a dead letter: the event stays in the spool", "id",
                   q->msg.id, "topic", q->topic, "reason", hb_status_str(st), NULL);
-        spool_nack(d->spool, q->seq);
+        spool_done(d, q->topic, q->seq, 0);
         park_topic(d, q->topic, KERR_RETRIABLE, err, "the dead-letter folder refused a record",
                    0, 0);
     }
@@ -768,8 +784,8 @@ static void dead_letter(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err,
         if (q)
             free(q->topic);
         free(q);
-        spool_nack(d->spool, r->seq);
         park_topic(d, r->msg.topic, KERR_RETRIABLE, err, reason, 0, 0);
+        spool_done(d, r->msg.topic, r->seq, 0);
         msg_free(&r->msg);
         free(r);
         return;
@@ -826,7 +842,7 @@ static void dlq_delivered(dispatch_t *d, dlq_rec_t *q, rd_kafka_resp_err_t err) 
     note_success(d);
     if (q->probe)
         unpark_topic(d, d->dlq_topic);
-    spool_ack(d->spool, q->seq);
+    spool_done(d, q->topic, q->seq, 1);
     count_deadletter(d, q->topic, q->reason, "topic");
     log_warn("dispatch", "event dead-lettered", "id", q->msg.id, "topic", q->topic,
              "dead_letter_topic", d->dlq_topic, "reason", q->reason, "#seq", (long long)q->seq,
@@ -857,13 +873,13 @@ static void drain_failed(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t err)
         return;
     }
     attempt_note(d, r->seq, r->sent_ms);
-    spool_nack(d->spool, r->seq);
     if (!d->freeing && !d->recreating && kind != KERR_FATAL) {
         park_topic(d, r->msg.topic, kind == KERR_TOPIC ? KERR_TOPIC : KERR_RETRIABLE, err,
                    reason, r->probe, r->sent_mono);
         if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
             producer_refresh_topic(d->producer, r->msg.topic);
     }
+    spool_done(d, r->msg.topic, r->seq, 0); /* after the park: the rewind sees it */
     /* The probe is back: the next one must start from the oldest record again (the drain
      * passed over the topic's others while it was out). */
     if (r->probe)
@@ -887,7 +903,7 @@ static void drain_delivered(dispatch_t *d, drain_rec_t *r, rd_kafka_resp_err_t e
     unsigned n;
     int64_t first;
     attempt_take(d, r->seq, &n, &first);
-    spool_ack(d->spool, r->seq);
+    spool_done(d, r->msg.topic, r->seq, 1);
     d->st.drained++;
     if (!d->freeing) {
         note_success(d);

@@ -250,6 +250,33 @@ class DeadLetterTest(unittest.TestCase):
                   f"{len(seen)} on the topic", file=sys.stderr)
             self.assertEqual(bridge.stop(), 0)
 
+    def test_record_refused_after_its_topic_parked_does_not_stall_the_drain(self):
+        # Regression: a record out while Kafka was down parked its topic (not acknowledged in
+        # time), and was then refused for good. The topic's other records had been passed
+        # over while it was out; once it was settled (dead-lettered) the drain must go back
+        # for them.
+        with hbtest.MockCluster(brokers=1, topics=["cloud66.stack:1", DLQ + ":1"]) as kafka, \
+                hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 500}) as bridge:
+            self.assertEqual(post_many(bridge, "stack", [-1])[-1][0], 202)
+            since = len(bridge.logs)
+            kafka.down("all")
+            bridge.wait_log(lambda l: l.get("msg") == "kafka is not accepting events", 15,
+                            since=since)
+            answers = post_many(bridge, "stack", range(30))
+            self.assertEqual({s for s, _ in answers.values()}, {202})
+            bridge.wait_log(lambda l: l.get("msg", "").startswith("topic parked"), 15,
+                            since=since)
+            kafka.errors(0, 1, "INVALID_RECORD")  # the first record out, when Kafka is back
+            since = len(bridge.logs)
+            kafka.up("all")
+            bridge.wait_log(lambda l: l.get("msg") == "spool drained", 30, since=since)
+            msgs = consume_all(kafka, "cloud66.stack", 30, 20000)
+            dead = hbtest.consume(kafka, DLQ, idle_ms=1500)
+            self.assertEqual(len(dead), 1)
+            seen = check_order(self, msgs)
+            self.assertEqual(sorted((seen | {n_of(m) for m in dead}) - {-1}), list(range(30)))
+            self.assertEqual(bridge.stop(), 0)
+
     def test_retriable_errors_mid_drain_lose_nothing_and_keep_order(self):
         # NOT_ENOUGH_REPLICAS and NOT_LEADER_FOR_PARTITION: the broker wrote nothing, so the
         # mock's missing sequence checks do not matter (see test_spool.py on REQUEST_TIMED_OUT).
