@@ -137,10 +137,16 @@ static int readyz_body(admin_t *a, buf_t *b) {
         reason = "kafka is down and the spool is full (or refused a record within 30 s)";
     else
         reason = "kafka is down and a spool write failed within the last 30 s";
-    buf_printf(b, "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\","
-                  "\"parked\":[",
+    buf_printf(b, "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"",
                ready ? "true" : "false", st.kafka_up ? "up" : "down",
                spool_full ? "full" : spool_failed ? "error" : "ok", reason);
+    /* Why Kafka is down, in librdkafka's words: a refused login reads differently from an
+     * unreachable broker, and only the first one needs the operator. */
+    if (!st.kafka_up && st.kafka_error[0]) {
+        buf_puts(b, ",\"kafka_error\":");
+        buf_json_str(b, st.kafka_error, strlen(st.kafka_error));
+    }
+    buf_puts(b, ",\"parked\":[");
     const char *topic, *why, *error;
     int64_t since;
     for (size_t i = 0; dispatch_parked(a->dispatch, i, &topic, &why, &error, &since); i++) {

@@ -494,6 +494,8 @@ static void waiting_remove(dispatch_t *d, drain_rec_t *r) {
 }
 
 static void set_kafka_up(dispatch_t *d, int up) {
+    if (up)
+        d->st.kafka_error[0] = '\0'; /* Kafka acknowledged: what went wrong before is over */
     if (d->st.kafka_up == up)
         return;
     d->st.kafka_up = up;
@@ -1020,10 +1022,20 @@ static void on_recreate(evutil_socket_t fd, short what, void *arg) {
     drain_kick(d);
 }
 
+/* Remembers librdkafka's error for /readyz. "All brokers down" only when nothing says why. */
+static void note_kafka_error(dispatch_t *d, producer_event_t ev, rd_kafka_resp_err_t err,
+                             const char *reason) {
+    if (ev == PRODUCER_EV_BROKERS_DOWN && d->st.kafka_error[0])
+        return;
+    snprintf(d->st.kafka_error, sizeof d->st.kafka_error, "%s: %s", rd_kafka_err2name(err),
+             reason ? reason : "");
+}
+
 static void on_producer_event(void *arg, producer_event_t ev, rd_kafka_resp_err_t err,
                               const char *reason) {
-    (void)err;
     dispatch_t *d = arg;
+    if (ev != PRODUCER_EV_STATS)
+        note_kafka_error(d, ev, err, reason);
     switch (ev) {
     case PRODUCER_EV_FATAL:
         /* Not from inside librdkafka's callback: the handle is destroyed in on_recreate. */

@@ -84,6 +84,9 @@ typedef struct dispatch_stats {
     int kafka_up;            /* 0 only while Kafka takes nothing at all (see the rules) */
     int64_t spool_fail_ms;   /* monotonic ms of the last failed spool append or sync; 0: none */
     hb_status_t spool_fail_st; /* and its status (HB_ERR_NOSPACE: full, else a disk error) */
+    /* "NAME: reason" of the last error librdkafka reported since Kafka last acknowledged an
+     * event (a refused login, a TLS failure, all brokers down...); "" when there was none. */
+    char kafka_error[256];
     /* accept-to-ack latency of live publishes, in histogram buckets (see DISPATCH_LAT_BUCKETS) */
     uint64_t lat_count, lat_sum_ms;
     uint64_t lat_buckets[12];

@@ -15,20 +15,29 @@ static char *dupn(const void *p, size_t n) {
 }
 
 int msg_add_header(msg_t *m, const char *name, const void *value, size_t value_len) {
-    msg_header_t *h = realloc(m->headers, (m->header_cnt + 1) * sizeof *h);
-    if (!h)
-        return -1;
-    m->headers = h;
-    h = &m->headers[m->header_cnt];
-    h->name = dupn(name, strlen(name));
-    h->value = dupn(value, value_len);
-    h->value_len = value_len;
-    if (!h->name || !h->value) {
-        free(h->name);
-        free(h->value);
-        return -1;
+    size_t cap = m->header_cap < m->header_cnt ? m->header_cnt : m->header_cap;
+    if (m->header_cnt == cap) {
+        size_t ncap = cap ? cap * 2 : 4; /* a record has 2 headers, 10 in binary mode */
+        msg_header_t *h = realloc(m->headers, ncap * sizeof *h);
+        if (!h)
+            return -1;
+        m->headers = h;
+        cap = ncap;
     }
-    m->header_cnt++;
+    m->header_cap = cap;
+    size_t nl = strlen(name);
+    char *block = malloc(nl + 1 + value_len + 1);
+    if (!block)
+        return -1;
+    memcpy(block, name, nl + 1);
+    if (value_len)
+        memcpy(block + nl + 1, value, value_len);
+    block[nl + 1 + value_len] = '\0';
+    msg_header_t *h = &m->headers[m->header_cnt++];
+    h->name = block;
+    h->value = block + nl + 1;
+    h->value_len = value_len;
+    h->packed = 1;
     return 0;
 }
 
@@ -69,7 +78,8 @@ void msg_free(msg_t *m) {
     free(m->value);
     for (size_t i = 0; i < m->header_cnt; i++) {
         free(m->headers[i].name);
-        free(m->headers[i].value);
+        if (!m->headers[i].packed)
+            free(m->headers[i].value);
     }
     free(m->headers);
     memset(m, 0, sizeof *m);

@@ -16,6 +16,7 @@ typedef struct msg_header {
     char *name;    /* owned, NUL-terminated */
     char *value;   /* owned, value_len bytes (NUL-terminated for convenience) */
     size_t value_len;
+    int packed;    /* value lives in name's allocation (msg_add_header's one block); 0: its own */
 } msg_header_t;
 
 /* Every pointer in a msg_t is owned by it and released by msg_free(). */
@@ -25,13 +26,15 @@ typedef struct msg {
     size_t key_len;
     msg_header_t *headers;
     size_t header_cnt;
+    size_t header_cap;        /* room in headers (msg_add_header); below header_cnt: exactly that */
     char *value;
     size_t value_len;
     int64_t accept_ms;        /* when the bridge accepted the request (Unix ms) */
     char id[MSG_ID_LEN + 1];  /* the envelope id, NUL-terminated ("" when unknown) */
 } msg_t;
 
-/* Appends a header (copies name and value). Returns 0, or -1 when out of memory. */
+/* Appends a header (copies name and value into one allocation; the array grows by doubling).
+ * Returns 0, or -1 when out of memory. */
 int msg_add_header(msg_t *m, const char *name, const void *value, size_t value_len);
 /* Looks up a header by exact name; NULL if absent. */
 const msg_header_t *msg_header(const msg_t *m, const char *name);

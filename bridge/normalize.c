@@ -4,8 +4,11 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,32 +16,36 @@
 #include "buf.h"
 #include "echo.h"
 #include "hbtime.h"
+#include "jscan.h"
 
 #define NORM_DEFAULT_DEPTH 64
 #define NORM_DEFAULT_SOURCE "/cloud66"
 #define ECHO_MAX 64 /* longest client string repeated in an error message */
 
 /* The stack model's 33 fields (Cloud 66 documents them from `uid` to `redeploy_hook`). In a
- * flattened payload these move under data.stack. Sorted by strcmp() for is_stack_field()'s
- * binary search: keep it sorted. */
-static const char *const stack_fields[] = {
-    "account_id", "account_name", "application_address", "backend", "cloud", "cloud_status",
-    "cluster_name", "configstore_namespace", "considerations", "created_at", "deploy_directory",
-    "environment", "fqdn", "framework", "git", "git_branch", "has_loadbalancer", "health",
-    "is_busy", "is_cluster", "is_inside_cluster", "language", "last_activity", "last_activity_iso",
-    "maintenance_mode", "name", "namespaces", "redeploy_hook", "revision", "status", "uid",
-    "updated_at", "version",
+ * flattened payload these move under data.stack. Sorted by strcmp() for stack_field()'s binary
+ * search: keep it sorted. `specific`: only a stack carries it; generic names (name, status,
+ * created_at, version...) are not, a server or container payload has those too. */
+typedef struct stack_field {
+    const char *name;
+    size_t len;
+    unsigned char specific;
+} stack_field_t;
+#define SF(name, specific) {name, sizeof name - 1, specific}
+static const stack_field_t stack_fields[] = {
+    SF("account_id", 0), SF("account_name", 0), SF("application_address", 1),
+    SF("backend", 1), SF("cloud", 1), SF("cloud_status", 1),
+    SF("cluster_name", 1), SF("configstore_namespace", 1), SF("considerations", 1),
+    SF("created_at", 0), SF("deploy_directory", 1), SF("environment", 1),
+    SF("fqdn", 1), SF("framework", 1), SF("git", 1),
+    SF("git_branch", 1), SF("has_loadbalancer", 1), SF("health", 0),
+    SF("is_busy", 1), SF("is_cluster", 1), SF("is_inside_cluster", 1),
+    SF("language", 1), SF("last_activity", 1), SF("last_activity_iso", 1),
+    SF("maintenance_mode", 1), SF("name", 0), SF("namespaces", 1),
+    SF("redeploy_hook", 1), SF("revision", 1), SF("status", 0),
+    SF("uid", 0), SF("updated_at", 0), SF("version", 0),
 };
-
-/* The subset that only a stack carries. Generic names (name, status, created_at, version...)
- * are left out: a server or container payload has those too. */
-static const char *const stack_specific_fields[] = {
-    "git", "git_branch", "environment", "cloud", "fqdn", "language", "framework",
-    "last_activity", "last_activity_iso", "maintenance_mode", "has_loadbalancer",
-    "deploy_directory", "cloud_status", "backend", "revision", "is_busy", "is_cluster",
-    "is_inside_cluster", "cluster_name", "application_address", "configstore_namespace",
-    "namespaces", "considerations", "redeploy_hook",
-};
+#undef SF
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
 
@@ -76,15 +83,28 @@ static const char *json_kind(json_object *o) {
     return "unknown";
 }
 
-static int cmp_name(const void *key, const void *elem) {
-    return strcmp((const char *)key, *(const char *const *)elem);
-}
-
-/* Each key of a flat payload is looked up once (write_data): a binary search, not 33
- * strcmp()s. */
-static int is_stack_field(const char *key) {
-    return bsearch(key, stack_fields, COUNT(stack_fields), sizeof *stack_fields, cmp_name) !=
-           NULL;
+/* The stack field named key[0..n) (a key is cut at a NUL, as json-c's C string keys are), or
+ * NULL. Each key of a flat payload is looked up once: a binary search, not 33 strcmp()s. */
+static const stack_field_t *stack_field(const char *key, size_t n) {
+    size_t lo = 0, hi = COUNT(stack_fields);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const char *name = stack_fields[mid].name;
+        size_t nl = stack_fields[mid].len; /* strcmp()'s order: bytes, then the shorter first */
+        /* A byte loop: the names are short, and this runs for every top-level key. */
+        int c = 0;
+        for (size_t k = 0, m = n < nl ? n : nl; k < m && c == 0; k++)
+            c = (unsigned char)key[k] - (unsigned char)name[k];
+        if (c == 0)
+            c = n < nl ? -1 : n > nl;
+        if (c == 0)
+            return &stack_fields[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
 }
 
 /* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -173,38 +193,6 @@ static const char *get_str(json_object *o, const char *key, size_t *len) {
     return json_object_get_string(v);
 }
 
-/* Length of the well-formed UTF-8 sequence that starts at s (s[0] >= 0x80), or 0. json-c's own
- * check only counts continuation bytes, so it lets overlong forms, surrogates and code points
- * above U+10FFFF through to the topic; this follows RFC 3629 (Unicode table 3-7) instead. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-    size_t more;
-    if (c >= 0xc2 && c <= 0xdf) {
-        more = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        more = 2;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong below U+0800 */
-        if (c == 0xed)
-            hi = 0x9f; /* surrogates U+D800..U+DFFF */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        more = 3;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong below U+10000 */
-        if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else {
-        return 0; /* continuation byte, C0/C1 overlong lead, or F5..FF */
-    }
-    if (n - 1 < more || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k <= more; k++)
-        if ((s[k] & 0xc0) != 0x80)
-            return 0;
-    return more + 1;
-}
-
 static int is_json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /* What scan_body() looks at: 0 for a byte it passes over. A byte's class depends on whether it
@@ -225,22 +213,17 @@ typedef struct body_scan {
     size_t nul_key; /* offset of a \u0000 escape in a string that a ':' follows, else SIZE_MAX */
 } body_scan_t;
 
-/* Eight bytes at a time (SWAR), whether any byte of v is one scan_body() must look at: it then
- * finds which with its tables. any_below(v, n) is nonzero exactly when some byte of v is below
- * n (n <= 0x80; a borrow can only mark bytes above a true one, which does not change "any"). */
-#define B8(x) (0x0101010101010101ULL * (uint64_t)(x))
-static inline uint64_t any_below(uint64_t v, unsigned n) { return (v - B8(n)) & ~v & B8(0x80); }
-static inline uint64_t any_eq(uint64_t v, unsigned char c) { return any_below(v ^ B8(c), 1); }
-static inline uint64_t look_in_string(uint64_t v) {
-    return any_below(v, 0x20) | any_eq(v, '"') | any_eq(v, '\\') | (v & B8(0x80));
-}
+/* Eight bytes at a time (SWAR, jscan.h's helpers), whether any byte of v is one scan_body()
+ * must look at: it then finds which with its tables. */
+static inline uint64_t look_in_string(uint64_t v) { return jscan_swar_string_stop(v); }
 static inline uint64_t look_outside(uint64_t v) {
-    return any_below(v, 1) | any_eq(v, '"') | any_eq(v, '\'') | (v & B8(0x80));
+    return jscan_swar_below(v, 1) | jscan_swar_eq(v, '"') | jscan_swar_eq(v, '\'') |
+           (v & JSCAN_B8(0x80));
 }
 
 /* One pass over the body for what json-c lets through or gets wrong, before it parses:
  *   - a NUL byte: json-c stops there as if the body ended, which would drop the rest;
- *   - UTF-8 that is not well-formed (see utf8_seq_len);
+ *   - UTF-8 that is not well-formed (see jscan_utf8_len);
  *   - a control character left raw in a string, and a single quote outside one (json-c's strict
  *     mode takes "a<TAB>b" and {'k':1}; RFC 8259 takes neither);
  *   - \u0000 in a key: json-c keys are C strings, cut at the NUL, so {"k\u0000x":1,"k":2} would
@@ -275,7 +258,7 @@ static void scan_body(const unsigned char *s, size_t len, body_scan_t *r) {
             return;
         switch (cls[s[i]]) {
         case SC_HIGH: {
-            size_t n = utf8_seq_len(s + i, len - i);
+            size_t n = jscan_utf8_len(s + i, len - i);
             if (n == 0)
                 goto fault;
             i += n;
@@ -533,7 +516,7 @@ done:
  * nest them under "stack". The top level is taken as a flattened stack when it has
  *   - no `stack` member (a nested stack is already where it belongs),
  *   - a string `uid`, and
- *   - at least 2 of stack_specific_fields.
+ *   - at least 2 of the stack_fields that are `specific`.
  * The last condition keeps other families apart: a future `server.*` payload has a top-level
  * `uid` (the server's) and generic fields like name or status, but not a git branch or fqdn. */
 static int is_flat_stack(json_object *root) {
@@ -541,8 +524,8 @@ static int is_flat_stack(json_object *root) {
     if (json_object_object_get_ex(root, "stack", NULL) || !get_str(root, "uid", &n))
         return 0;
     size_t hits = 0;
-    for (size_t i = 0; i < COUNT(stack_specific_fields); i++)
-        if (json_object_object_get_ex(root, stack_specific_fields[i], NULL))
+    for (size_t i = 0; i < COUNT(stack_fields); i++)
+        if (stack_fields[i].specific && json_object_object_get_ex(root, stack_fields[i].name, NULL))
             hits++;
     return hits >= 2;
 }
@@ -674,61 +657,35 @@ static void put_value(buf_t *b, json_object *o) {
     }
 }
 
-/* Writes the payload with the data rules of `shape` applied (see data_shape_t). */
-static void write_data(buf_t *b, json_object *root, data_shape_t shape) {
-    /* A flat payload's keys are each looked up once: is_field[i] for the i-th member (the
-     * members past FLAT_KEYS_MAX, if any, are looked up as they come). */
-    enum { FLAT_KEYS_MAX = 128 };
-    unsigned char is_field[FLAT_KEYS_MAX];
-    size_t n = 0;
-    if (shape == DATA_FLAT)
-        for (struct lh_entry *e = lh_table_head(json_object_get_object(root));
-             e && n < FLAT_KEYS_MAX; e = lh_entry_next(e))
-            is_field[n++] = (unsigned char)is_stack_field((const char *)lh_entry_k(e));
-#define IS_FIELD(i, k) ((i) < n ? is_field[i] : is_stack_field(k))
-    int first = 1, stack_done = 0;
-    size_t i = 0;
-    buf_putc(b, '{');
-    for (struct lh_entry *e = lh_table_head(json_object_get_object(root)); e;
-         e = lh_entry_next(e), i++) {
-        const char *key = (const char *)lh_entry_k(e);
-        json_object *val = (json_object *)lh_entry_v(e);
-        int field = shape == DATA_FLAT && IS_FIELD(i, key);
-        if (field && stack_done)
-            continue; /* already written inside data.stack */
-        if (!first)
-            buf_putc(b, ',');
-        first = 0;
-        if (field) {
-            /* This member and every later stack field, in payload order. */
-            int sfirst = 1;
-            size_t j = i;
-            stack_done = 1;
-            buf_append(b, "\"stack\":{", 9);
-            for (struct lh_entry *f = e; f; f = lh_entry_next(f), j++) {
-                const char *k = (const char *)lh_entry_k(f);
-                if (!IS_FIELD(j, k))
-                    continue;
-                if (!sfirst)
-                    buf_putc(b, ',');
-                sfirst = 0;
-                put_kv(b, k, (json_object *)lh_entry_v(f));
-            }
-            buf_putc(b, '}');
-        } else if (shape == DATA_STACK_UID && strcmp(key, "stack") == 0) {
-            buf_append(b, "\"stack\":{\"uid\":", 15);
-            put_value(b, val);
-            buf_putc(b, '}');
-        } else {
-            put_kv(b, key, val);
-        }
-    }
-#undef IS_FIELD
-    buf_putc(b, '}');
-}
 
 /* Seconds that hbtime can format as years 0000-9999; the bound also keeps "* 1000" in range. */
 #define TS_MAX_SECS 253402300799LL
+
+/* The checks of a `timestamp`, one per JSON type (payload_time_secs and fast_time_secs). */
+static int secs_from_int(int64_t v, int64_t *secs) {
+    if (v < -TS_MAX_SECS || v > TS_MAX_SECS)
+        return 0;
+    *secs = v;
+    return 1;
+}
+
+static int secs_from_double(double d, int64_t *secs) {
+    if (!isfinite(d) || d <= -(double)TS_MAX_SECS - 1 || d >= (double)TS_MAX_SECS + 1)
+        return 0;
+    *secs = (int64_t)d; /* truncation: the integer part */
+    return 1;
+}
+
+/* s[0..n) is NUL-terminated at n (a NUL inside fails the digits check). */
+static int secs_from_digits(const char *s, size_t n, int64_t *secs) {
+    if (n == 0 || n > 12 || strspn(s, "0123456789") != n)
+        return 0;
+    long long v = strtoll(s, NULL, 10);
+    if (v > TS_MAX_SECS)
+        return 0;
+    *secs = (int64_t)v;
+    return 1;
+}
 
 /* Reads `timestamp` as Unix seconds: an integer, a number with a fraction (the integer part is
  * taken) or a string of digits. Returns 0 when there is none fit to use. */
@@ -737,40 +694,21 @@ static int payload_time_secs(json_object *data, int64_t *secs) {
     if (!json_object_object_get_ex(data, "timestamp", &ts))
         return 0;
     switch (json_object_get_type(ts)) {
-    case json_type_int: {
+    case json_type_int:
         /* A uint64 above INT64_MAX reads back as INT64_MAX, which the range check refuses. */
-        int64_t v = json_object_get_int64(ts);
-        if (v < -TS_MAX_SECS || v > TS_MAX_SECS)
-            return 0;
-        *secs = v;
-        return 1;
-    }
-    case json_type_double: {
-        double d = json_object_get_double(ts);
-        if (!isfinite(d) || d <= -(double)TS_MAX_SECS - 1 || d >= (double)TS_MAX_SECS + 1)
-            return 0;
-        *secs = (int64_t)d; /* truncation: the integer part */
-        return 1;
-    }
-    case json_type_string: {
-        const char *s = json_object_get_string(ts);
-        size_t n = (size_t)json_object_get_string_len(ts);
-        if (n == 0 || n > 12 || strspn(s, "0123456789") != n)
-            return 0;
-        long long v = strtoll(s, NULL, 10);
-        if (v > TS_MAX_SECS)
-            return 0;
-        *secs = (int64_t)v;
-        return 1;
-    }
+        return secs_from_int(json_object_get_int64(ts), secs);
+    case json_type_double: return secs_from_double(json_object_get_double(ts), secs);
+    case json_type_string:
+        return secs_from_digits(json_object_get_string(ts),
+                                (size_t)json_object_get_string_len(ts), secs);
     default: return 0;
     }
 }
 
-/* Formats the event time: the payload's timestamp, else the receive time, both to the second. */
-static size_t event_time(json_object *data, int64_t now_ms, char *out, size_t outlen) {
-    int64_t secs;
-    if (payload_time_secs(data, &secs)) {
+/* Formats the event time: the payload's timestamp (when have_secs), else the receive time,
+ * both to the second. */
+static size_t event_time(int have_secs, int64_t secs, int64_t now_ms, char *out, size_t outlen) {
+    if (have_secs) {
         size_t n = hbtime_rfc3339(secs * 1000, 0, out, outlen);
         if (n)
             return n;
@@ -798,17 +736,28 @@ static void put_source(buf_t *b, const char *prefix, const norm_event_t *ev) {
     }
 }
 
-static void put_member(buf_t *b, const char *name, const char *val, size_t n) {
-    buf_putc(b, ',');
-    buf_json_str(b, name, strlen(name));
-    buf_putc(b, ':');
+/* ,"name":"value"; name is a constant that needs no escaping (PUT_MEMBER passes its length). */
+static void put_member(buf_t *b, const char *name, size_t name_len, const char *val, size_t n) {
+    buf_append(b, ",\"", 2);
+    buf_append(b, name, name_len);
+    buf_append(b, "\":", 2);
     buf_json_str(b, val, n);
 }
+#define PUT_MEMBER(b, name, val, n) put_member(b, name, sizeof name - 1, val, n)
+
+/* SHA-256 as OpenSSL fetched it once for the process. SHA256() fetches the algorithm by name
+ * on every call (a lock, a hash-table lookup), which cost as much as hashing a 1.5 KiB body.
+ * The fetched method is immutable and shared, and kept for the life of the process. */
+static EVP_MD *sha256_md;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
 
 static void sha256_hex(const char *body, size_t len, char out[MSG_ID_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)body, len, md);
+    pthread_once(&once, sha256_fetch);
+    if (!sha256_md || !EVP_Digest(body, len, md, NULL, sha256_md, NULL))
+        SHA256((const unsigned char *)body, len, md);
     for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
@@ -837,35 +786,243 @@ static hb_status_t read_event_type(json_object *root, norm_event_t *ev, char *er
     return HB_OK;
 }
 
-hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const char *body,
-                       size_t len, int64_t now_ms, msg_t *out, char *errstr, size_t errlen) {
+/* The parsed payload the record is written from: json-c's tree or jscan's tape. */
+typedef struct norm_doc {
+    json_object *root;   /* json-c's path */
+    const jscan_t *tape; /* the fast path (root NULL) */
+    data_shape_t shape;
+} norm_doc_t;
+
+static void write_data(buf_t *b, const norm_doc_t *doc);
+
+/* The payload's top-level members in order, from either parse: a cursor write_data() copies to
+ * look ahead. */
+typedef struct member {
+    const norm_doc_t *doc;
+    struct lh_entry *e; /* json-c's path */
+    size_t k, end;      /* the fast path: the key's token, the object's end */
+} member_t;
+
+static void member_first(const norm_doc_t *d, member_t *m) {
+    *m = (member_t){.doc = d};
+    if (d->tape) {
+        m->k = 1;
+        m->end = d->tape->tok[0].next;
+    } else {
+        m->e = lh_table_head(json_object_get_object(d->root));
+    }
+}
+
+static int member_end(const member_t *m) { return m->doc->tape ? m->k >= m->end : !m->e; }
+
+static void member_next(member_t *m) {
+    if (m->doc->tape)
+        m->k = m->doc->tape->tok[m->k + 1].next;
+    else
+        m->e = lh_entry_next(m->e);
+}
+
+/* The key, as json-c holds it: a C string cut at its first NUL; the tape's holds no escape. */
+static const char *member_key(const member_t *m, size_t *len) {
+    if (m->doc->tape) {
+        *len = m->doc->tape->tok[m->k].len;
+        return m->doc->tape->src + m->doc->tape->tok[m->k].off;
+    }
+    const char *k = (const char *)lh_entry_k(m->e);
+    *len = strlen(k);
+    return k;
+}
+
+static void member_put_value(buf_t *b, const member_t *m, buf_t *scratch) {
+    if (m->doc->tape)
+        jscan_put_value(b, m->doc->tape, m->k + 1, scratch);
+    else
+        put_value(b, (json_object *)lh_entry_v(m->e));
+}
+
+/* "key":value, json-c style. A tape's key needs no escaping (no quote, backslash or control
+ * character: jscan's subset), so its bytes are copied as they are. */
+static void member_put(buf_t *b, const member_t *m, buf_t *scratch) {
+    size_t n;
+    const char *key = member_key(m, &n);
+    if (m->doc->tape) {
+        buf_putc(b, '"');
+        buf_append(b, key, n);
+        buf_append(b, "\":", 2);
+    } else {
+        buf_json_str(b, key, n);
+        buf_putc(b, ':');
+    }
+    member_put_value(b, m, scratch);
+}
+
+static int member_is_stack_field(const member_t *m) {
+    size_t n;
+    const char *key = member_key(m, &n);
+    return stack_field(key, n) != NULL;
+}
+
+/* Writes the payload with the data rules of its shape applied (see data_shape_t). */
+static void write_data(buf_t *b, const norm_doc_t *doc) {
+    /* A flat payload's keys are each looked up once: is_field[i] for the i-th member (the
+     * members past FLAT_KEYS_MAX, if any, are looked up as they come). */
+    enum { FLAT_KEYS_MAX = 128 };
+    unsigned char is_field[FLAT_KEYS_MAX];
+    buf_t scratch = {0}; /* the fast path's strings with escapes, decoded */
+    member_t m, f;
+    size_t n = 0;
+    if (doc->shape == DATA_FLAT)
+        for (member_first(doc, &m); !member_end(&m) && n < FLAT_KEYS_MAX; member_next(&m))
+            is_field[n++] = (unsigned char)member_is_stack_field(&m);
+#define IS_FIELD(i, mp) ((i) < n ? is_field[i] : member_is_stack_field(mp))
+    int first = 1, stack_done = 0;
+    size_t i = 0;
+    buf_putc(b, '{');
+    for (member_first(doc, &m); !member_end(&m); member_next(&m), i++) {
+        int field = doc->shape == DATA_FLAT && IS_FIELD(i, &m);
+        if (field && stack_done)
+            continue; /* already written inside data.stack */
+        if (!first)
+            buf_putc(b, ',');
+        first = 0;
+        size_t klen;
+        const char *key = member_key(&m, &klen);
+        if (field) {
+            /* This member and every later stack field, in payload order. */
+            int sfirst = 1;
+            size_t j = i;
+            stack_done = 1;
+            buf_append(b, "\"stack\":{", 9);
+            for (f = m; !member_end(&f); member_next(&f), j++) {
+                if (!IS_FIELD(j, &f))
+                    continue;
+                if (!sfirst)
+                    buf_putc(b, ',');
+                sfirst = 0;
+                member_put(b, &f, &scratch);
+            }
+            buf_putc(b, '}');
+        } else if (doc->shape == DATA_STACK_UID && klen == 5 && memcmp(key, "stack", 5) == 0) {
+            buf_append(b, "\"stack\":{\"uid\":", 15);
+            member_put_value(b, &m, &scratch);
+            buf_putc(b, '}');
+        } else {
+            member_put(b, &m, &scratch);
+        }
+    }
+#undef IS_FIELD
+    buf_putc(b, '}');
+    if (!buf_ok(&scratch))
+        b->oom = 1;
+    buf_free(&scratch);
+}
+
+/* What both paths share once the payload is read and routed: the id, the envelope and the
+ * record. On HB_NOMEM out is left for the caller to free. */
+static hb_status_t put_record(const norm_opts_t *opts, const char *body, size_t len,
+                              int64_t now_ms, const norm_event_t *ev, const char *family,
+                              size_t family_len, const char *topic, size_t topic_len,
+                              const char *time_s, size_t time_len, const char *recv_s,
+                              size_t recv_len, const norm_doc_t *doc, msg_t *out) {
     static const char ct_structured[] = "application/cloudevents+json; charset=UTF-8";
     static const char ct_json[] = "application/json";
+    static const char type_prefix[] = "com.cloud66.";
+    const char *prefix = opts->source && opts->source[0] ? opts->source : NORM_DEFAULT_SOURCE;
+    hb_status_t st = HB_ERR_NOMEM;
+    buf_t env = {0};   /* the record value: the envelope, or in binary mode the data JSON */
+    buf_t attrs = {0}; /* the source, then the type: one allocation */
+    int rc = 0;
+
+    sha256_hex(body, len, out->id);
+    put_source(&attrs, prefix, ev);
+    size_t source_len = attrs.len;
+    buf_append(&attrs, type_prefix, sizeof type_prefix - 1);
+    buf_append(&attrs, ev->event_type, ev->event_type_len);
+    if (!buf_ok(&attrs))
+        goto done;
+    const char *source = attrs.data, *type = attrs.data + source_len;
+    size_t type_len = attrs.len - source_len;
+
+    /* One allocation in the common case: the record is about the body's size plus the
+     * envelope's attributes. */
+    buf_reserve(&env, len + 1024);
+    if (opts->mode != NORM_BINARY) {
+        buf_append(&env, "{\"specversion\":\"1.0\"", 20);
+        PUT_MEMBER(&env, "id", out->id, MSG_ID_LEN);
+        PUT_MEMBER(&env, "source", source, source_len);
+        PUT_MEMBER(&env, "type", type, type_len);
+        if (ev->subject)
+            PUT_MEMBER(&env, "subject", ev->subject, ev->subject_len);
+        PUT_MEMBER(&env, "time", time_s, time_len);
+        PUT_MEMBER(&env, "datacontenttype", ct_json, sizeof ct_json - 1);
+        PUT_MEMBER(&env, "family", family, family_len);
+        PUT_MEMBER(&env, "receivedat", recv_s, recv_len);
+        buf_append(&env, ",\"data\":", 8);
+    }
+    write_data(&env, doc);
+    if (opts->mode != NORM_BINARY)
+        buf_putc(&env, '}');
+    if (!buf_ok(&env))
+        goto done;
+
+    out->topic = malloc(topic_len + 1);
+    if (!out->topic)
+        goto done;
+    memcpy(out->topic, topic, topic_len + 1);
+    if (ev->subject) {
+        out->key = malloc(ev->subject_len + 1);
+        if (!out->key)
+            goto done;
+        memcpy(out->key, ev->subject, ev->subject_len);
+        out->key[ev->subject_len] = '\0';
+        out->key_len = ev->subject_len;
+    }
+    if (opts->mode == NORM_BINARY) {
+        rc |= msg_add_header(out, "ce_specversion", "1.0", 3);
+        rc |= msg_add_header(out, "ce_id", out->id, MSG_ID_LEN);
+        rc |= msg_add_header(out, "ce_source", source, source_len);
+        rc |= msg_add_header(out, "ce_type", type, type_len);
+        if (ev->subject)
+            rc |= msg_add_header(out, "ce_subject", ev->subject, ev->subject_len);
+        rc |= msg_add_header(out, "ce_time", time_s, time_len);
+        rc |= msg_add_header(out, "ce_family", family, family_len);
+        rc |= msg_add_header(out, "ce_receivedat", recv_s, recv_len);
+        rc |= msg_add_header(out, "content-type", ct_json, sizeof ct_json - 1);
+    } else {
+        rc |= msg_add_header(out, "content-type", ct_structured, sizeof ct_structured - 1);
+    }
+    if (rc != 0)
+        goto done;
+    out->value = buf_steal(&env, &out->value_len);
+    out->accept_ms = now_ms;
+    st = HB_OK;
+done:
+    buf_free(&env);
+    buf_free(&attrs);
+    return st;
+}
+
+/* json-c's path: every body the fast path does not take, and every refusal. */
+static hb_status_t build_jsonc(const norm_opts_t *opts, const route_t *router, const char *body,
+                               size_t len, int64_t now_ms, msg_t *out, char *errstr,
+                               size_t errlen) {
     hb_status_t st;
     json_object *data = NULL;
-    buf_t env = {0}; /* the record value: the envelope, or in binary mode the data JSON */
-    buf_t source = {0};
-    buf_t type = {0};
     norm_event_t ev = {0};
-    data_shape_t shape;
+    norm_doc_t doc = {0};
     char family[ROUTE_NAME_MAX], topic[ROUTE_NAME_MAX], shown[ECHO_MAX + 4];
     char time_s[HBTIME_RFC3339_LEN], recv_s[HBTIME_RFC3339_LEN];
     int max_depth = opts->max_depth > 0 ? opts->max_depth : NORM_DEFAULT_DEPTH;
-    const char *prefix = opts->source && opts->source[0] ? opts->source : NORM_DEFAULT_SOURCE;
-    int rc = 0;
+    size_t family_len, topic_len, time_len, recv_len;
+    int64_t secs = 0;
 
-    memset(out, 0, sizeof *out);
-    if (errstr && errlen)
-        errstr[0] = '\0';
-    if (!body)
-        body = "";
     st = parse_body(body, len, max_depth, &data, errstr, errlen);
     if (st != HB_OK)
         goto done;
     st = read_event_type(data, &ev, errstr, errlen);
     if (st != HB_OK)
         goto done;
-    if (!route_family(router, ev.event_type, family, sizeof family)) {
+    if (!(family_len = route_family(router, ev.event_type, family, sizeof family))) {
         echo_text(ev.event_type, ev.event_type_len, ECHO_MAX, shown, sizeof shown);
         set_err(errstr, errlen,
                 "event_type \"%s\" yields no family (its first segment must be 1 to %d "
@@ -874,91 +1031,219 @@ hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const cha
         st = HB_ERR_NO_TYPE;
         goto done;
     }
-    if (!route_topic(router, family, topic, sizeof topic)) {
+    if (!(topic_len = route_topic(router, family, topic, sizeof topic))) {
         echo_text(ev.event_type, ev.event_type_len, ECHO_MAX, shown, sizeof shown);
         set_err(errstr, errlen, "event_type \"%s\" yields family \"%s\" with no valid topic name",
                 shown, family);
         st = HB_ERR_NO_TYPE;
         goto done;
     }
-    shape = data_shape(data);
-    find_subject(data, shape, &ev);
-    if (!event_time(data, now_ms, time_s, sizeof time_s) ||
-        !hbtime_rfc3339(now_ms, 1, recv_s, sizeof recv_s)) {
+    doc.root = data;
+    doc.shape = data_shape(data);
+    find_subject(data, doc.shape, &ev);
+    int have_secs = payload_time_secs(data, &secs);
+    if (!(time_len = event_time(have_secs, secs, now_ms, time_s, sizeof time_s)) ||
+        !(recv_len = hbtime_rfc3339(now_ms, 1, recv_s, sizeof recv_s))) {
         set_err(errstr, errlen, "receive time %lld ms is out of range", (long long)now_ms);
         st = HB_ERR_INVALID;
         goto done;
     }
-    sha256_hex(body, len, out->id);
-    put_source(&source, prefix, &ev);
-    buf_puts(&type, "com.cloud66.");
-    buf_append(&type, ev.event_type, ev.event_type_len);
-    if (!buf_ok(&source) || !buf_ok(&type))
-        goto nomem;
-
-    /* One allocation in the common case: the record is about the body's size plus the
-     * envelope's attributes. */
-    buf_reserve(&env, len + 1024);
-    if (opts->mode == NORM_BINARY) {
-        write_data(&env, data, shape);
-    } else {
-        buf_puts(&env, "{\"specversion\":\"1.0\"");
-        put_member(&env, "id", out->id, MSG_ID_LEN);
-        put_member(&env, "source", source.data, source.len);
-        put_member(&env, "type", type.data, type.len);
-        if (ev.subject)
-            put_member(&env, "subject", ev.subject, ev.subject_len);
-        put_member(&env, "time", time_s, strlen(time_s));
-        put_member(&env, "datacontenttype", ct_json, sizeof ct_json - 1);
-        put_member(&env, "family", family, strlen(family));
-        put_member(&env, "receivedat", recv_s, strlen(recv_s));
-        buf_puts(&env, ",\"data\":");
-        write_data(&env, data, shape);
-        buf_putc(&env, '}');
-    }
-    if (!buf_ok(&env))
-        goto nomem;
-
-    out->topic = strdup(topic);
-    if (!out->topic)
-        goto nomem;
-    if (ev.subject) {
-        out->key = malloc(ev.subject_len + 1);
-        if (!out->key)
-            goto nomem;
-        memcpy(out->key, ev.subject, ev.subject_len);
-        out->key[ev.subject_len] = '\0';
-        out->key_len = ev.subject_len;
-    }
-    if (opts->mode == NORM_BINARY) {
-        rc |= msg_add_header(out, "ce_specversion", "1.0", 3);
-        rc |= msg_add_header(out, "ce_id", out->id, MSG_ID_LEN);
-        rc |= msg_add_header(out, "ce_source", source.data, source.len);
-        rc |= msg_add_header(out, "ce_type", type.data, type.len);
-        if (ev.subject)
-            rc |= msg_add_header(out, "ce_subject", ev.subject, ev.subject_len);
-        rc |= msg_add_header(out, "ce_time", time_s, strlen(time_s));
-        rc |= msg_add_header(out, "ce_family", family, strlen(family));
-        rc |= msg_add_header(out, "ce_receivedat", recv_s, strlen(recv_s));
-        rc |= msg_add_header(out, "content-type", ct_json, sizeof ct_json - 1);
-    } else {
-        rc |= msg_add_header(out, "content-type", ct_structured, sizeof ct_structured - 1);
-    }
-    if (rc != 0)
-        goto nomem;
-    out->value = buf_steal(&env, &out->value_len);
-    out->accept_ms = now_ms;
-    st = HB_OK;
-    goto done;
-nomem:
-    set_err(errstr, errlen, "out of memory building the event");
-    st = HB_ERR_NOMEM;
+    st = put_record(opts, body, len, now_ms, &ev, family, family_len, topic, topic_len, time_s,
+                    time_len, recv_s, recv_len, &doc, out);
+    if (st != HB_OK)
+        set_err(errstr, errlen, "out of memory building the event");
 done:
+    json_object_put(data);
+    return st;
+}
+
+/* ---- the fast path: jscan's tape instead of json-c's tree -------------------------------------
+ * Takes a body only when its record is known to be json-c's path's, byte for byte: the body is
+ * in jscan's subset and would be accepted (every refusal is left to build_jsonc, which words
+ * it). tests/fuzz/fuzz_normalize_diff.c compares the two paths on every input it makes. */
+
+/* The top-level members the envelope reads, found in one pass. Indices into the tape, 0 when
+ * absent. */
+typedef struct fast_top {
+    size_t event_type, uid, stack, timestamp;
+    size_t specific; /* how many stack-specific fields */
+} fast_top_t;
+
+static void fast_scan_top(const jscan_t *j, fast_top_t *t) {
+    static const struct {
+        const char *name;
+        size_t len, off;
+    } wanted[] = {
+        {"event_type", 10, offsetof(fast_top_t, event_type)},
+        {"uid", 3, offsetof(fast_top_t, uid)},
+        {"stack", 5, offsetof(fast_top_t, stack)},
+        {"timestamp", 9, offsetof(fast_top_t, timestamp)},
+    };
+    uint32_t hash[COUNT(wanted)];
+    memset(t, 0, sizeof *t);
+    for (size_t w = 0; w < COUNT(wanted); w++)
+        hash[w] = jscan_key_hash(wanted[w].name, wanted[w].len);
+    for (size_t k = 1; k < j->tok[0].next; k = j->tok[k + 1].next) {
+        const char *key = j->src + j->tok[k].off;
+        size_t n = j->tok[k].len;
+        const stack_field_t *f = stack_field(key, n);
+        if (f && f->specific)
+            t->specific++;
+        for (size_t w = 0; w < COUNT(wanted); w++)
+            if (j->tok[k].hash == hash[w] && n == wanted[w].len &&
+                memcmp(key, wanted[w].name, n) == 0)
+                *(size_t *)((char *)t + wanted[w].off) = k + 1;
+    }
+}
+
+static int fast_is_string(const jscan_t *j, size_t i) {
+    return i && j->tok[i].type == JSCAN_STRING;
+}
+
+/* As data_shape() and is_flat_stack(), on the tape. */
+static data_shape_t fast_shape(const jscan_t *j, const fast_top_t *t) {
+    if (!t->stack && fast_is_string(j, t->uid) && t->specific >= 2)
+        return DATA_FLAT;
+    if (fast_is_string(j, t->stack))
+        return DATA_STACK_UID;
+    return DATA_AS_IS;
+}
+
+/* As find_subject(): the index of the subject's string token, 0 for none; *names_stack. */
+static size_t fast_subject(const jscan_t *j, const fast_top_t *t, data_shape_t shape,
+                           int *names_stack) {
+    *names_stack = 0;
+    if (shape == DATA_FLAT) {
+        *names_stack = 1;
+        return t->uid;
+    }
+    if (t->stack) {
+        if (shape == DATA_STACK_UID) {
+            *names_stack = 1;
+            return t->stack;
+        }
+        size_t uid = jscan_member(j, t->stack, "uid", 3);
+        if (fast_is_string(j, uid)) {
+            *names_stack = 1;
+            return uid;
+        }
+    }
+    return fast_is_string(j, t->uid) ? t->uid : 0;
+}
+
+/* As payload_time_secs(). */
+static int fast_time_secs(const jscan_t *j, size_t i, buf_t *scratch, int64_t *secs) {
+    if (!i)
+        return 0;
+    const jscan_tok_t *t = &j->tok[i];
+    char text[40];
+    switch ((jscan_type_t)t->type) {
+    case JSCAN_INT: {
+        /* At most 18 digits (jscan's subset): no overflow. */
+        const char *s = j->src + t->off;
+        size_t k = s[0] == '-';
+        int64_t v = 0;
+        for (; k < t->len; k++)
+            v = v * 10 + (s[k] - '0');
+        return secs_from_int(s[0] == '-' ? -v : v, secs);
+    }
+    case JSCAN_DOUBLE:
+        if (t->len >= sizeof text)
+            return 0; /* not in jscan's subset */
+        memcpy(text, j->src + t->off, t->len);
+        text[t->len] = '\0';
+        return secs_from_double(strtod(text, NULL), secs); /* as json-c reads it */
+    case JSCAN_STRING: {
+        size_t n;
+        buf_reset(scratch);
+        const char *s = jscan_str(j, i, scratch, &n);
+        if (!s || n >= sizeof text)
+            return 0;
+        memcpy(text, s, n);
+        text[n] = '\0';
+        return secs_from_digits(text, n, secs);
+    }
+    default: return 0;
+    }
+}
+
+
+/* Returns HB_OK with *out built, HB_ERR_NOT_FOUND when the fast path does not take the body
+ * (json-c's path decides), HB_ERR_NOMEM. */
+static hb_status_t build_fast(const norm_opts_t *opts, const route_t *router, const char *body,
+                              size_t len, int64_t now_ms, msg_t *out) {
+    hb_status_t st = HB_ERR_NOT_FOUND;
+    jscan_t j = {0};
+    buf_t scratch = {0}; /* decoded strings: event_type, subject */
+    fast_top_t top;
+    norm_event_t ev = {0};
+    norm_doc_t doc = {0};
+    char family[ROUTE_NAME_MAX], topic[ROUTE_NAME_MAX], event_type[ROUTE_NAME_MAX + 1];
+    char time_s[HBTIME_RFC3339_LEN], recv_s[HBTIME_RFC3339_LEN];
+    int max_depth = opts->max_depth > 0 ? opts->max_depth : NORM_DEFAULT_DEPTH;
+    size_t family_len, topic_len, time_len, recv_len, n;
+    int64_t secs = 0;
+
+    /* jscan checks what scan_body would (UTF-8, raw control characters, NUL, quotes, \u0000)
+     * as it goes: a body with any of those is left to json-c's path, which reports it. */
+    if (!jscan_parse(&j, body, len, max_depth))
+        goto done;
+    fast_scan_top(&j, &top);
+    if (!fast_is_string(&j, top.event_type))
+        goto done;
+    /* event_type as a C string (no NUL inside: jscan takes no \u0000). A longer one is rare,
+     * and json-c's path handles it. */
+    const char *et = jscan_str(&j, top.event_type, &scratch, &n);
+    if (!et || n >= sizeof event_type)
+        goto done;
+    memcpy(event_type, et, n);
+    event_type[n] = '\0';
+    ev.event_type = event_type;
+    ev.event_type_len = n;
+    if (!(family_len = route_family(router, event_type, family, sizeof family)) ||
+        !(topic_len = route_topic(router, family, topic, sizeof topic)))
+        goto done;
+    doc.tape = &j;
+    doc.shape = fast_shape(&j, &top);
+    size_t subj = fast_subject(&j, &top, doc.shape, &ev.names_stack);
+    int have_secs = fast_time_secs(&j, top.timestamp, &scratch, &secs);
+    if (!(time_len = event_time(have_secs, secs, now_ms, time_s, sizeof time_s)) ||
+        !(recv_len = hbtime_rfc3339(now_ms, 1, recv_s, sizeof recv_s)))
+        goto done;
+    if (subj) {
+        buf_reset(&scratch);
+        if (!(ev.subject = jscan_str(&j, subj, &scratch, &ev.subject_len)))
+            goto done;
+    }
+    st = put_record(opts, body, len, now_ms, &ev, family, family_len, topic, topic_len, time_s,
+                    time_len, recv_s, recv_len, &doc, out);
+done:
+    jscan_free(&j);
+    buf_free(&scratch);
+    return st;
+}
+
+hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const char *body,
+                       size_t len, int64_t now_ms, msg_t *out, char *errstr, size_t errlen) {
+    hb_status_t st = HB_ERR_NOT_FOUND;
+    memset(out, 0, sizeof *out);
+    if (errstr && errlen)
+        errstr[0] = '\0';
+    if (!body)
+        body = "";
+    if (opts->path != NORM_PATH_JSONC) {
+        st = build_fast(opts, router, body, len, now_ms, out);
+        if (st == HB_ERR_NOMEM)
+            set_err(errstr, errlen, "out of memory building the event");
+        if (st != HB_OK) {
+            msg_free(out);
+            if (opts->path == NORM_PATH_FAST)
+                return st;
+        }
+    }
+    if (st != HB_OK) /* not taken, or out of memory: json-c's path decides */
+        st = build_jsonc(opts, router, body, len, now_ms, out, errstr, errlen);
     if (st != HB_OK)
         msg_free(out);
-    json_object_put(data);
-    buf_free(&env);
-    buf_free(&source);
-    buf_free(&type);
     return st;
 }

@@ -34,10 +34,22 @@ typedef enum norm_mode {
     NORM_BINARY = 1
 } norm_mode_t;
 
+/* Which parser reads the body. NORM_PATH_AUTO (the daemon's): jscan's one-pass tape where it
+ * takes the body (jscan.h: a subset of JSON on which its record is json-c's, byte for byte),
+ * json-c otherwise and for every refusal. The other two are for the tests and the differential
+ * fuzzer: NORM_PATH_JSONC json-c only; NORM_PATH_FAST the tape only, HB_ERR_NOT_FOUND when it
+ * does not take the body. */
+typedef enum norm_path {
+    NORM_PATH_AUTO = 0,
+    NORM_PATH_JSONC = 1,
+    NORM_PATH_FAST = 2
+} norm_path_t;
+
 typedef struct norm_opts {
     const char *source;  /* CloudEvents source prefix, e.g. "/cloud66" */
     norm_mode_t mode;
     int max_depth;       /* JSON nesting limit; 0 = 64 */
+    norm_path_t path;
 } norm_opts_t;
 
 /* Builds the record for one webhook body.
@@ -53,6 +65,7 @@ typedef struct norm_opts {
  *   HB_ERR_NOT_OBJECT  valid JSON but not an object
  *   HB_ERR_NO_TYPE     no string `event_type`, or one that yields no family
  *   HB_ERR_NOMEM
+ *   HB_ERR_NOT_FOUND   (NORM_PATH_FAST only) the fast path does not take this body
  * The router is only read. */
 hb_status_t norm_build(const norm_opts_t *opts, const route_t *router, const char *body,
                        size_t len, int64_t now_ms, msg_t *out, char *errstr, size_t errlen);

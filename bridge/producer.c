@@ -99,8 +99,18 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         p->cbs.event(p->cbs.arg, PRODUCER_EV_BROKERS_DOWN, (rd_kafka_resp_err_t)err, reason);
         return;
     }
-    log_warn("kafka", "producer error", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err),
-             "reason", reason, NULL);
+    /* A refused login or a failed TLS handshake does not heal by retrying: say what to fix. */
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+        log_error("kafka", "kafka refused the login", "error", "_AUTHENTICATION", "reason", reason,
+                  "hint", "check kafka.sasl_mechanism, kafka.sasl_username, kafka.sasl_password",
+                  NULL);
+    else if (err == RD_KAFKA_RESP_ERR__SSL)
+        log_error("kafka", "TLS with kafka failed", "error", "_SSL", "reason", reason, "hint",
+                  "check kafka.security_protocol, kafka.ssl_ca_location and the broker's "
+                  "certificate", NULL);
+    else
+        log_warn("kafka", "producer error", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+                 "reason", reason, NULL);
     p->cbs.event(p->cbs.arg, PRODUCER_EV_ERROR, (rd_kafka_resp_err_t)err, reason);
 }
 

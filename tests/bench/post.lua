@@ -1,8 +1,10 @@
 -- post.lua: wrk script for scripts/bench. POSTs the seed payloads (round robin, each thread
 -- starting at a different one) as application/json, counts the answers by status, and prints
 -- one machine-readable line in done():
---   hb-bench requests=N ok202=N non202=N errors=N p50_us=.. p90_us=.. p99_us=.. p999_us=..
+--   hb-bench requests=N ok2xx=N non2xx=N errors=N p50_us=.. p90_us=.. p99_us=.. p999_us=..
 --            max_us=.. duration_us=.. rps=.. status_<code>=N ...
+-- Any 2xx counts as accepted (hookbridge answers 202, Fluent Bit's in_http 201); every status
+-- but 202 is also counted by code.
 --
 -- Usage: wrk -s post.lua URL -- SEED.json [SEED.json...]
 -- Environment (read when the script is loaded, so in every thread):
@@ -39,8 +41,8 @@ local bodies = {}
 local reqs = {}
 local nreq = 0
 local idx = 0
-ok202 = 0
-non202 = 0
+ok2xx = 0
+non2xx = 0
 statuses = {}
 
 function init(args)
@@ -65,10 +67,12 @@ function request()
 end
 
 function response(status, headers, body)
-   if status == 202 then
-      ok202 = ok202 + 1
+   if status >= 200 and status < 300 then
+      ok2xx = ok2xx + 1
    else
-      non202 = non202 + 1
+      non2xx = non2xx + 1
+   end
+   if status ~= 202 then
       local k = tostring(status)
       statuses[k] = (statuses[k] or 0) + 1
    end
@@ -92,15 +96,15 @@ end
 function done(summary, latency, requests)
    local ok, bad, st = 0, 0, {}
    for _, t in ipairs(threads) do
-      ok = ok + (t:get("ok202") or 0)
-      bad = bad + (t:get("non202") or 0)
+      ok = ok + (t:get("ok2xx") or 0)
+      bad = bad + (t:get("non2xx") or 0)
       local s = t:get("statuses") or {}
       for k, v in pairs(s) do st[k] = (st[k] or 0) + v end
    end
    local e = summary.errors
    local errors = e.connect + e.read + e.write + e.timeout
    local line = string.format(
-      "hb-bench requests=%d ok202=%d non202=%d errors=%d p50_us=%d p90_us=%d p99_us=%d " ..
+      "hb-bench requests=%d ok2xx=%d non2xx=%d errors=%d p50_us=%d p90_us=%d p99_us=%d " ..
       "p999_us=%d max_us=%d mean_us=%.0f duration_us=%d rps=%.1f",
       summary.requests, ok, bad, errors,
       latency:percentile(50), latency:percentile(90), latency:percentile(99),

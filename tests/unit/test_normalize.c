@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "buf.h"
 #include "normalize.h"
 #include "route.h"
 
@@ -82,14 +83,73 @@ static char *read_fixture(const char *dir, const char *name, size_t *len) {
     return body;
 }
 
-static hb_status_t build(const char *body, size_t len, norm_mode_t mode, int max_depth,
-                         msg_t *out, char *err, size_t errlen) {
-    norm_opts_t opts = {.source = "/cloud66", .mode = mode, .max_depth = max_depth};
+/* The two records are the same, byte for byte, or both absent. */
+static void assert_same_msg(const msg_t *a, const msg_t *b) {
+    if (!a->topic) {
+        assert_null(b->topic);
+        assert_null(b->value);
+        return;
+    }
+    assert_string_equal(a->topic, b->topic);
+    assert_int_equal(a->key_len, b->key_len);
+    assert_int_equal(a->key == NULL, b->key == NULL);
+    if (a->key)
+        assert_memory_equal(a->key, b->key, a->key_len);
+    assert_int_equal(a->value_len, b->value_len);
+    assert_memory_equal(a->value, b->value, a->value_len);
+    assert_string_equal(a->id, b->id);
+    assert_int_equal(a->accept_ms, b->accept_ms);
+    assert_int_equal(a->header_cnt, b->header_cnt);
+    for (size_t i = 0; i < a->header_cnt; i++) {
+        assert_string_equal(a->headers[i].name, b->headers[i].name);
+        assert_int_equal(a->headers[i].value_len, b->headers[i].value_len);
+        assert_memory_equal(a->headers[i].value, b->headers[i].value, a->headers[i].value_len);
+    }
+}
+
+static hb_status_t build_on(norm_path_t path, const char *body, size_t len, norm_mode_t mode,
+                            int max_depth, msg_t *out, char *err, size_t errlen) {
+    norm_opts_t opts = {.source = "/cloud66", .mode = mode, .max_depth = max_depth, .path = path};
     route_t *r = route_new(NULL);
     assert_non_null(r);
     hb_status_t st = norm_build(&opts, r, body, len, NOW_MS, out, err, errlen);
     route_free(r);
     return st;
+}
+
+/* The daemon's path (the fast one where it takes the body), checked against json-c's alone:
+ * every test below is also a differential test of the two. */
+static hb_status_t build(const char *body, size_t len, norm_mode_t mode, int max_depth,
+                         msg_t *out, char *err, size_t errlen) {
+    msg_t ref;
+    char *ref_err = errlen ? calloc(1, errlen) : NULL; /* the same room: the same cut */
+    assert_true(!errlen || ref_err);
+    hb_status_t ref_st =
+        build_on(NORM_PATH_JSONC, body, len, mode, max_depth, &ref, ref_err, errlen);
+    hb_status_t st = build_on(NORM_PATH_AUTO, body, len, mode, max_depth, out, err, errlen);
+    assert_int_equal(st, ref_st);
+    if (st != HB_OK && errlen)
+        assert_string_equal(err, ref_err);
+    assert_same_msg(out, &ref);
+    msg_free(&ref);
+    free(ref_err);
+    return st;
+}
+
+/* Whether the fast path takes the body (and then gives json-c's record). */
+static int fast_takes(const char *body, size_t len, norm_mode_t mode, int max_depth) {
+    msg_t m, ref;
+    char err[512];
+    hb_status_t st = build_on(NORM_PATH_FAST, body, len, mode, max_depth, &m, err, sizeof err);
+    if (st == HB_ERR_NOT_FOUND)
+        return 0;
+    assert_int_equal(st, HB_OK);
+    assert_int_equal(build_on(NORM_PATH_JSONC, body, len, mode, max_depth, &ref, err, sizeof err),
+                     HB_OK);
+    assert_same_msg(&m, &ref);
+    msg_free(&m);
+    msg_free(&ref);
+    return 1;
 }
 
 static void build_ok(const char *body, size_t len, norm_mode_t mode, msg_t *out) {
@@ -122,6 +182,9 @@ static void check_golden(const char *dir, const char *name) {
     msg_t m;
     char *body = read_fixture(dir, name, &len);
     build_ok(body, len, NORM_STRUCTURED, &m);
+    /* The daemon reads every fixture on the fast path, in both modes. */
+    if (!fast_takes(body, len, NORM_STRUCTURED, 0) || !fast_takes(body, len, NORM_BINARY, 0))
+        fail_msg("the fast path does not take fixture %s/%s", dir, name);
 
     /* the meta sidecar: topic and key, written with json-c so the key is escaped properly */
     json_object *meta = json_object_new_object();
@@ -233,6 +296,9 @@ static json_object *data_stack_of(const char *dir, const char *name, json_object
     msg_t m;
     char *body = read_fixture(dir, name, &len);
     build_ok(body, len, NORM_STRUCTURED, &m);
+    /* The daemon reads every fixture on the fast path, in both modes. */
+    if (!fast_takes(body, len, NORM_STRUCTURED, 0) || !fast_takes(body, len, NORM_BINARY, 0))
+        fail_msg("the fast path does not take fixture %s/%s", dir, name);
     json_object *data = member(&m, root, "data");
     json_object *stack = NULL;
     assert_non_null(data);
@@ -1087,6 +1153,101 @@ static void test_relaxed_json_is_refused(void **state) {
 
 /* The pre-parse scan skips plain bytes eight at a time: each fault is found, at its exact
  * offset, wherever it falls in a word, inside a string and outside one. */
+/* The fast path's subset (jscan.h): what it takes gives json-c's record (fast_takes checks it
+ * against json-c's path), and what it leaves is json-c's to decide (build() checks the daemon's
+ * path against json-c's there). */
+static void test_fast_path_subset(void **state) {
+    (void)state;
+    static const char *const taken[] = {
+        "{\"event_type\":\"stack.created\"}",
+        " {\"event_type\" : \"stack.created\" , \"a\" : [ 1 , -0 , 0 , -12 , 1.50 , -0.0 , 1e5 , "
+        "2E-07 , true , false , null , { } , [ ] ] }\r\n\t",
+        "{\"event_type\":\"stack.x\",\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\\u00e9"
+        "\\u20ac\\uFFFF\\u0041\"}",
+        "{\"event_type\":\"stack\\u002ecreated\",\"uid\":\"a\\/b\\u00e9\",\"git\":1,\"fqdn\":2}",
+        "{\"event_type\":\"stack.x\",\"stack\":\"u\\u0020v\",\"timestamp\":\"1700000000\"}",
+        "{\"event_type\":\"stack.x\",\"stack\":{\"uid\":\"\\u0041\",\"uid2\":1},\"timestamp\":1.7e9}",
+        "{\"event_type\":\"stack.x\",\"timestamp\":-5,\"n\":123456789012345678}",
+        "{\"event_type\":\"server.x\",\"uid\":\"u\",\"name\":\"n\",\"status\":1,\"git\":2}",
+        "{\"event_type\":\"a\",\"k\":{\"k\":{\"k\":1}},\"kk\":1,\"K\":2,\"\":3}",
+        "{\"event_type\":\"stack.x\",\"\xc3\xa9\":\"\xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"}",
+    };
+    static const char *const left[] = {
+        "{\"event_type\":\"stack.x\",\"k\\u0061\":1}",          /* escape in a key */
+        "{\"event_type\":\"stack.x\",\"a\":1,\"a\":2}",          /* repeated key */
+        "{\"event_type\":\"stack.x\",\"o\":{\"b\":1,\"b\":1}}",  /* repeated, nested */
+        "{\"event_type\":\"stack.x\",\"s\":\"a\\u0000b\"}",       /* \u0000 */
+        "{\"event_type\":\"stack.x\",\"s\":\"\\ud83d\\ude00\"}",  /* surrogates */
+        "{\"event_type\":\"stack.x\",\"n\":1234567890123456789}", /* 19 digits */
+        "{\"event_type\":\"stack.x\",\"n\":1e100}",               /* 3-digit exponent */
+        "{\"event_type\":\"stack.x\",\"n\":1.000000000000000000000000000000001}",
+        "{\"event_type\":\"stack.x\",\"n\":01}",
+        "{\"event_type\":\"stack.x\",\"n\":1.}",
+        "{\"event_type\":\"stack.x\",\"n\":NaN}",
+        "{\"event_type\":\"stack.x\"\f}",                         /* form feed */
+        "{\"event_type\":\"stack.x\",}",
+        "{\"event_type\":\"stack.x\"} x",
+        "[{\"event_type\":\"stack.x\"}]",
+        "{\"event_type\":1}",
+        "{\"uid\":\"u\"}",
+        "{\"event_type\":\"!bad\"}",
+        "{\"event_type\":\"stack.x\",\"s\":\"\\x\"}",
+        "{\"event_type\":\"stack.x\",\"s\":\"\\u12\"}",
+        "{\"event_type\":\"stack.x\",\"s\":tru}",
+        ("{\"event_type\":\"stack.x\",\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+         "[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"),
+        "",
+        "{\"event_type\":\"stack.x\",\"s\":\"\xc0\xaf\"}",     /* overlong UTF-8 */
+        "{\"event_type\":\"stack.x\",\"s\":\"\xed\xa0\x80\"}", /* a surrogate in UTF-8 */
+        "{\"event_type\":\"stack.x\",\"s\":\"\xf4\x90\x80\x80\"}", /* above U+10FFFF */
+        "{\"event_type\":\"stack.x\",\"s\":\"\xe2\x82\"}",    /* cut short */
+        "{\"event_type\":\"stack.x\",\"\xff\":1}",
+        "{\"event_type\":\"stack.x\",\"s\":\"a\tb\"}",         /* raw control character */
+        "{\"event_type\":\"stack.x\",'s':1}",
+        "{\"event_type\":\"stack.x\",\"s\":\xc3\xa9}",
+    };
+    msg_t m;
+    char err[512];
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+        size_t n = strlen(taken[i]);
+        if (!fast_takes(taken[i], n, NORM_STRUCTURED, 0) || !fast_takes(taken[i], n, NORM_BINARY, 0))
+            fail_msg("the fast path does not take %s", taken[i]);
+        assert_int_equal(build(taken[i], n, NORM_STRUCTURED, 0, &m, err, sizeof err), HB_OK);
+        msg_free(&m);
+    }
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++) {
+        size_t n = strlen(left[i]);
+        if (fast_takes(left[i], n, NORM_STRUCTURED, 0))
+            fail_msg("the fast path takes %s", left[i]);
+        build(left[i], n, NORM_STRUCTURED, 0, &m, err, sizeof err); /* json-c's verdict */
+        msg_free(&m);
+    }
+    /* Depth: the fast path stays 2 levels below the limit; json-c decides at the limit. */
+    const char *deep = "{\"event_type\":\"stack.x\",\"a\":{\"b\":{\"c\":1}}}"; /* depth 4 */
+    assert_true(fast_takes(deep, strlen(deep), NORM_STRUCTURED, 6));
+    assert_false(fast_takes(deep, strlen(deep), NORM_STRUCTURED, 5));
+    assert_int_equal(build(deep, strlen(deep), NORM_STRUCTURED, 4, &m, err, sizeof err), HB_OK);
+    msg_free(&m);
+    assert_int_equal(build(deep, strlen(deep), NORM_STRUCTURED, 3, &m, err, sizeof err),
+                     HB_ERR_JSON);
+    /* More members than the repeated-key check takes, and a tape past its local tokens. */
+    buf_t big = {0};
+    buf_puts(&big, "{\"event_type\":\"stack.x\"");
+    for (int i = 0; i < 200; i++)
+        buf_printf(&big, ",\"k%d\":[%d,\"v\"]", i, i);
+    buf_putc(&big, '}');
+    assert_false(fast_takes(big.data, big.len, NORM_STRUCTURED, 0));
+    assert_int_equal(build(big.data, big.len, NORM_STRUCTURED, 0, &m, err, sizeof err), HB_OK);
+    msg_free(&m);
+    buf_reset(&big);
+    buf_puts(&big, "{\"event_type\":\"stack.x\",\"a\":[");
+    for (int i = 0; i < 1000; i++)
+        buf_printf(&big, "%s{\"i\":%d}", i ? "," : "", i);
+    buf_puts(&big, "]}");
+    assert_true(fast_takes(big.data, big.len, NORM_STRUCTURED, 0));
+    buf_free(&big);
+}
+
 static void test_scan_finds_faults_at_any_alignment(void **state) {
     (void)state;
     static const struct {
@@ -1169,6 +1330,7 @@ int main(void) {
         cmocka_unit_test(test_nul_escape_in_key_is_refused),
         cmocka_unit_test(test_relaxed_json_is_refused),
         cmocka_unit_test(test_scan_finds_faults_at_any_alignment),
+        cmocka_unit_test(test_fast_path_subset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
