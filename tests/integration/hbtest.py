@@ -198,6 +198,10 @@ class MockCluster:
     def create(self, topic, partitions=1):
         self.cmd(f"create {topic} {partitions}")
 
+    def topic_error(self, topic, err):
+        """Metadata answers err for topic (0 clears it); see tests/tools/mock.c."""
+        self.cmd(f"topic-error {topic} {err}")
+
     def stderr_tail(self, n=20):
         return "\n".join(self._stderr[-n:])
 

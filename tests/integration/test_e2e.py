@@ -1,8 +1,10 @@
 """End to end against a real Apache Kafka broker (KRaft, from Maven Central via
 scripts/kafka-local): every seed payload lands once with the documented envelope (checked
 against schema/envelope.schema.json and the AsyncAPI channels), the broker is killed and
-restarted mid-stream with nothing lost, kill -9 of the bridge while it drains, and a missing topic
-with auto-creation off gives a clear error while the events are kept."""
+restarted mid-stream with nothing lost, kill -9 of the bridge while it drains, a missing topic
+with auto-creation off gives a clear error while the events are kept, and (issue 11) a new
+family's missing topic holds back no other topic, its events arrive in order once it is
+created, and a record the broker refuses for good lands in cloud66.deadletter."""
 import hashlib
 import json
 import os
@@ -11,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -124,7 +127,8 @@ class RealKafkaTest(unittest.TestCase):
                 accepted.append(n)
             since = len(bridge.logs)
             kafka.run("resume")
-            bridge.wait_log(lambda l: l.get("msg") == "kafka is accepting events", 120,
+            bridge.wait_log(lambda l: l.get("msg") in ("kafka is accepting events",
+                                                       "topic flows again"), 120,
                             since=since)
             bridge.kill9()  # while draining (or just after): the restart must finish the job
             since = len(bridge.logs)
@@ -146,13 +150,74 @@ class RealKafkaTest(unittest.TestCase):
                 self.assertEqual(status, 202, data)
             # A clear error naming the topic and the reason.
             line = bridge.wait_log(lambda l: l.get("topic") == "cloud66.stack"
+                                   and l.get("level") in ("warn", "error")
                                    and "UNKNOWN_TOPIC" in str(l.get("error", "")), 60)
-            self.assertIn(line["level"], ("warn", "error"))
             since = len(bridge.logs)
             kafka.run("create-topic", "cloud66.stack")
             wait_drained(bridge, since)
             msgs = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=2000)
             self.assertEqual({m["value"]["data"]["n"] for m in msgs}, set(range(5)))
+            self.assertEqual(bridge.stop(), 0)
+
+    def test_missing_topic_parks_alone_and_a_refused_record_is_dead_lettered(self):
+        healthy = ["cloud66.application", "cloud66.stack", "cloud66.backup"]
+        with LocalKafka("--no-auto-create") as kafka, \
+                hbtest.Bridge(bootstrap=kafka.bootstrap, producer={"ack_timeout_ms": 1000}) \
+                as bridge:
+            kafka.run("create-topic", *healthy, "cloud66.deadletter")
+            kafka.run("create-topic", "--config", "max.message.bytes=2000", "cloud66.small")
+            seeds = hbtest.seed_payloads()
+            # server.stopped: a family whose topic (cloud66.server) does not exist, among the
+            # seeds, before and after them.
+            server = []
+
+            def post_server(n):
+                body = json.dumps({"event_type": "server.stopped", "uid": "srv-1",
+                                   "timestamp": 1757011079 + n, "n": n}).encode()
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, data)
+                server.append(n)
+            post_server(0)
+            t0 = time.monotonic()
+            for i, (event_type, body) in enumerate(seeds):
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, f"{event_type}: {data}")
+                if i % 5 == 0:
+                    post_server(len(server))
+            msgs = hbtest.consume(kafka.bootstrap, healthy, count=len(seeds), timeout_ms=15000)
+            took = time.monotonic() - t0
+            print(f"\nother topics: {len(seeds)} seeds delivered within {took:.1f} s of the "
+                  "first post while cloud66.server is missing", file=sys.stderr)
+            self.assertEqual(len(msgs), len(seeds))
+            status, _, body = bridge.get("/readyz", admin=True)
+            self.assertEqual(status, 200, body)
+            ready = json.loads(body)
+            self.assertEqual(ready["kafka"], "up")
+            self.assertIn("cloud66.server", [p["topic"] for p in ready["parked"]])
+            # The topic is created: the parked events arrive, in order.
+            since = len(bridge.logs)
+            kafka.run("create-topic", "cloud66.server")
+            bridge.wait_log(lambda l: l.get("msg") == "topic flows again"
+                            and l.get("topic") == "cloud66.server", 60, since=since)
+            got = hbtest.consume(kafka.bootstrap, "cloud66.server", count=len(server),
+                                 timeout_ms=30000)
+            got += hbtest.consume(kafka.bootstrap, "cloud66.server", idle_ms=2000)[len(got):]
+            check_in_order(self, got, server)
+            # A record the broker refuses for good (larger than the topic's max.message.bytes)
+            # lands in the dead-letter topic, with the headers that say why.
+            big = json.dumps({"event_type": "small.event", "uid": "s", "n": 9,
+                              "pad": "x" * 5000}).encode()
+            status, _, data = bridge.post(body=big, timeout=30)
+            self.assertEqual(status, 202, data)
+            dead = hbtest.consume(kafka.bootstrap, "cloud66.deadletter", count=1,
+                                  timeout_ms=30000)
+            h = dead[0]["headers"]
+            self.assertEqual(h["hb_dlq_topic"], "cloud66.small")
+            self.assertEqual(h["hb_dlq_error"], "MSG_SIZE_TOO_LARGE")
+            self.assertGreaterEqual(int(h["hb_dlq_attempts"]), 1)
+            self.assertIn("hb_dlq_first_attempt_ms", h)
+            self.assertEqual(dead[0]["value"]["data"]["n"], 9)
+            self.assertEqual(hbtest.consume(kafka.bootstrap, "cloud66.small", idle_ms=1500), [])
             self.assertEqual(bridge.stop(), 0)
 
 
