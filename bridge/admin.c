@@ -109,7 +109,9 @@ static void send_error(conn_req_t *req, int status, const char *code, const char
     buf_free(&b);
 }
 
-static void serve_readyz(admin_t *a, conn_req_t *req) {
+/* The /readyz answer: its body into b, its status returned (200 or 503). Parked topics do not
+ * make the bridge unready (their events are made safe in the spool); they are listed. */
+static int readyz_body(admin_t *a, buf_t *b) {
     dispatch_stats_t st;
     spool_stats_t ss;
     dispatch_get_stats(a->dispatch, &st);
@@ -126,6 +128,8 @@ static void serve_readyz(admin_t *a, conn_req_t *req) {
     const char *reason;
     if (a->stopping)
         reason = "stopping: the webhook listener no longer accepts connections";
+    else if (st.kafka_up && st.parked)
+        reason = "kafka is accepting events; parked topics' events are made safe in the spool";
     else if (st.kafka_up)
         reason = "kafka is accepting events";
     else if (spool_ok)
@@ -134,19 +138,35 @@ static void serve_readyz(admin_t *a, conn_req_t *req) {
         reason = "kafka is down and the spool is full (or refused a record within 30 s)";
     else
         reason = "kafka is down and a spool write failed within the last 30 s";
-    buf_t b = {0};
-    buf_printf(&b, "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"",
+    buf_printf(b, "{\"ready\":%s,\"kafka\":\"%s\",\"spool\":\"%s\",\"reason\":\"%s\"",
                ready ? "true" : "false", st.kafka_up ? "up" : "down",
                spool_full ? "full" : spool_failed ? "error" : "ok", reason);
     /* Why Kafka is down, in librdkafka's words: a refused login reads differently from an
      * unreachable broker, and only the first one needs the operator. */
     if (!st.kafka_up && st.kafka_error[0]) {
-        buf_puts(&b, ",\"kafka_error\":");
-        buf_json_str(&b, st.kafka_error, strlen(st.kafka_error));
+        buf_puts(b, ",\"kafka_error\":");
+        buf_json_str(b, st.kafka_error, strlen(st.kafka_error));
     }
-    buf_puts(&b, "}\n");
+    buf_puts(b, ",\"parked\":[");
+    const char *topic, *why, *error;
+    int64_t since;
+    for (size_t i = 0; dispatch_parked(a->dispatch, i, &topic, &why, &error, &since); i++) {
+        buf_puts(b, i ? ",{\"topic\":" : "{\"topic\":");
+        buf_json_str(b, topic, strlen(topic));
+        buf_puts(b, ",\"reason\":");
+        buf_json_str(b, why, strlen(why));
+        buf_printf(b, ",\"error\":\"%s\",\"parked_s\":%.1f}", error,
+                   (double)(hbtime_mono_ms() - since) / 1000.0);
+    }
+    buf_puts(b, "]}\n");
+    return ready ? 200 : 503;
+}
+
+static void serve_readyz(admin_t *a, conn_req_t *req) {
+    buf_t b = {0};
+    int status = readyz_body(a, &b);
     if (buf_ok(&b))
-        send_json(req, ready ? 200 : 503, NULL, b.data, b.len);
+        send_json(req, status, NULL, b.data, b.len);
     else
         send_error(req, 503, "nomem", "out of memory", NULL);
     buf_free(&b);
@@ -269,10 +289,44 @@ static void render_events(admin_t *a, buf_t *b, const dispatch_stats_t *st) {
     sample_u64(b, "hookbridge_event_ack_seconds_count", st->lat_count);
 }
 
+/* Parked topics and dead letters (dispatch.h, topics.h). */
+static void render_topics(admin_t *a, buf_t *b) {
+    const char *topic, *reason, *error;
+    int64_t since;
+    head(b, "hookbridge_topic_parked", "gauge",
+         "1 for each topic Kafka refuses now (its events wait in the spool, other topics flow), "
+         "with the reason and librdkafka's error.");
+    for (size_t i = 0; dispatch_parked(a->dispatch, i, &topic, &reason, &error, &since); i++) {
+        buf_puts(b, "hookbridge_topic_parked{topic=");
+        label(b, topic);
+        buf_puts(b, ",reason=");
+        label(b, reason);
+        buf_puts(b, ",error=");
+        label(b, error);
+        buf_puts(b, "} 1\n");
+    }
+    size_t n;
+    const dispatch_dl_stats_t *dl = dispatch_deadletter_stats(a->dispatch, &n);
+    head(b, "hookbridge_deadletters_total", "counter",
+         "Records Kafka refused for good, by original topic and reason, and where they went: "
+         "to=\"topic\" (dead_letter.topic) or to=\"folder\" (<spool.dir>/deadletter/).");
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, "hookbridge_deadletters_total{topic=");
+        label(b, dl[i].topic);
+        buf_puts(b, ",reason=");
+        label(b, dl[i].reason);
+        buf_puts(b, ",to=");
+        label(b, dl[i].to);
+        buf_printf(b, "} %" PRIu64 "\n", dl[i].count);
+    }
+}
+
 static void render_kafka(admin_t *a, buf_t *b, const dispatch_stats_t *st) {
     head(b, "hookbridge_kafka_up", "gauge",
-         "1 while Kafka acknowledges events, 0 after a failure or timeout until one succeeds.");
+         "0 only while Kafka takes nothing at all (all brokers down, or nothing delivered within "
+         "producer.ack_timeout_ms while records failed); a refused topic alone leaves it 1.");
     sample_u64(b, "hookbridge_kafka_up", st->kafka_up ? 1 : 0);
+    render_topics(a, b);
     head(b, "hookbridge_kafka_inflight", "gauge",
          "Events handed to librdkafka and not yet acknowledged: live events and spooled "
          "records being republished.");

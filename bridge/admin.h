@@ -10,7 +10,11 @@
  *   GET /healthz  200 {"status":"ok"} while the loop runs.
  *   GET /readyz   200 when an event posted now can be made safe: Kafka is up, or the spool has
  *                 room; 503 otherwise, and from the moment a graceful stop begins. Body:
- *                 {"ready":bool,"kafka":"up"|"down","spool":"ok"|"full"|"error","reason":"..."}
+ *                 {"ready":bool,"kafka":"up"|"down","spool":"ok"|"full"|"error","reason":"...",
+ *                  "kafka_error":"NAME: reason" (while Kafka is down),
+ *                  "parked":[{"topic":..,"reason":..,"error":..,"parked_s":..}]}
+ *                 Parked topics (dispatch.h) do not make it 503: their events are safe in the
+ *                 spool while the other topics flow; they are listed.
  *                 spool "full": at spool.max_bytes, or it refused a record for space within
  *                 the last 30 s; "error": another spool write failure within the last 30 s.
  *                 (A window, not "until the next good write": a bridge that is not ready gets

@@ -8,6 +8,9 @@
 
 #include "bridge.h"
 #include "config.h"
+#include "deadletter.h"
+#include "dispatch.h"
+#include "hbtime.h"
 #include "log.h"
 #include "probe.h"
 #include "spool.h"
@@ -23,6 +26,11 @@ static void usage(FILE *out) {
             "       hookbridge --print-config-reference   print every option as Markdown\n"
             "       hookbridge spool inspect [-v] DIR     list spool segments (-v: records)\n"
             "       hookbridge spool verify DIR           check every record's CRC\n"
+            "       hookbridge spool drain --config PATH [--timeout-s N] DIR\n"
+            "                                             publish a spool no daemon holds, exit 0\n"
+            "                                             once it is empty\n"
+            "       hookbridge spool dead-letters list DIR    list DIR/deadletter/\n"
+            "       hookbridge spool dead-letters replay DIR  put them back into the spool DIR\n"
             "       hookbridge healthcheck [--timeout-ms N] URL\n"
             "                                             GET URL: exit 0 on a 2xx answer, else 1\n"
             "       hookbridge --version\n"
@@ -37,6 +45,121 @@ static hb_config_t *load_config(const char *path) {
     return cfg;
 }
 
+/* `hookbridge spool drain`: the dispatcher without the HTTP side, on a spool no daemon holds. */
+typedef struct drain_run {
+    struct event_base *base;
+    dispatch_t *d;
+    int done;
+} drain_run_t;
+
+static void on_drain_idle(void *arg) {
+    drain_run_t *r = arg;
+    r->done = 1;
+    event_base_loopexit(r->base, NULL);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    drain_run_t *r = arg;
+    event_base_loopexit(r->base, NULL);
+}
+
+static int cmd_spool_drain(int argc, char **argv) {
+    const char *config_path = NULL, *dir = NULL;
+    long timeout_s = 60;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc) {
+            char *end;
+            timeout_s = strtol(argv[++i], &end, 10);
+            if (*end || timeout_s < 1 || timeout_s > 86400) {
+                fprintf(stderr, "hookbridge: --timeout-s takes 1 to 86400\n");
+                return EXIT_USAGE;
+            }
+        } else if (argv[i][0] != '-' && !dir) {
+            dir = argv[i];
+        } else {
+            fprintf(stderr, "hookbridge: spool drain: unexpected argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!config_path || !dir) {
+        fprintf(stderr, "hookbridge: spool drain needs --config PATH and the spool directory\n");
+        return EXIT_USAGE;
+    }
+    hb_config_t *cfg = load_config(config_path);
+    if (!cfg)
+        return EXIT_USAGE;
+    log_set_level((log_level_t)cfg->log_level);
+    char *d = strdup(dir);
+    if (!d) {
+        config_free(cfg);
+        return EXIT_RUNTIME;
+    }
+    free(cfg->spool_dir);
+    cfg->spool_dir = d;
+    int rc = EXIT_RUNTIME;
+    char err[1024];
+    drain_run_t r = {0};
+    struct event *deadline = NULL;
+    if (!(r.base = event_base_new())) {
+        fprintf(stderr, "hookbridge: cannot create the event loop\n");
+        goto done;
+    }
+    spool_opts_t so = {.dir = cfg->spool_dir,
+                       .max_bytes = (uint64_t)cfg->spool_max_bytes,
+                       .min_free_bytes = (uint64_t)cfg->spool_min_free_bytes,
+                       .segment_bytes = (uint64_t)cfg->spool_segment_bytes};
+    spool_t *spool = spool_open(&so, err, sizeof err);
+    if (!spool) {
+        fprintf(stderr, "hookbridge: %s\n", err);
+        goto done;
+    }
+    uint64_t before = spool_pending(spool);
+    if (!(r.d = dispatch_new(r.base, cfg, spool, err, sizeof err))) {
+        fprintf(stderr, "hookbridge: %s\n", err);
+        goto done;
+    }
+    dispatch_set_idle_cb(r.d, on_drain_idle, &r);
+    if (spool_pending(spool) > 0) {
+        struct timeval tv = {(time_t)timeout_s, 0};
+        deadline = evtimer_new(r.base, on_drain_timeout, &r);
+        if (!deadline || evtimer_add(deadline, &tv) != 0)
+            goto done;
+        event_base_dispatch(r.base);
+    } else {
+        r.done = 1;
+    }
+    dispatch_stats_t st;
+    dispatch_get_stats(r.d, &st);
+    if (r.done) {
+        printf("drained %s: %llu record%s published, %llu dead-lettered; the spool is empty\n",
+               dir, (unsigned long long)st.drained, st.drained == 1 ? "" : "s",
+               (unsigned long long)st.deadlettered);
+        rc = EXIT_OK;
+        goto done;
+    }
+    fprintf(stderr, "hookbridge: spool %s not drained within %ld s: %llu of %llu records left",
+            dir, timeout_s, (unsigned long long)spool_pending(spool),
+            (unsigned long long)before);
+    if (!st.kafka_up)
+        fprintf(stderr, "; kafka takes nothing (brokers unreachable?)");
+    const char *topic, *reason, *error;
+    int64_t since;
+    for (size_t i = 0; dispatch_parked(r.d, i, &topic, &reason, &error, &since); i++)
+        fprintf(stderr, "; topic %s parked: %s (%s)", topic, reason, error);
+    fputc('\n', stderr);
+done:
+    if (deadline)
+        event_free(deadline);
+    dispatch_free(r.d);
+    if (r.base)
+        event_base_free(r.base);
+    config_free(cfg);
+    return rc;
+}
+
 static int cmd_spool(int argc, char **argv) {
     int verbose = 0;
     const char *dir = NULL;
@@ -44,9 +167,23 @@ static int cmd_spool(int argc, char **argv) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (strcmp(argv[1], "drain") == 0)
+        return cmd_spool_drain(argc, argv);
+    if (strcmp(argv[1], "dead-letters") == 0) {
+        if (argc != 4 || (strcmp(argv[2], "list") != 0 && strcmp(argv[2], "replay") != 0)) {
+            fprintf(stderr, "hookbridge: usage: hookbridge spool dead-letters list|replay DIR\n");
+            return EXIT_USAGE;
+        }
+        /* The spool's own log lines (opened, ...) stay out of a tool's output. */
+        log_set_level(LOG_LVL_WARN);
+        if (argv[2][0] == 'l')
+            return deadletter_list(argv[3], stdout, stderr); /* 0, or 2 unreadable */
+        return deadletter_replay(argv[3], stdout, stderr);   /* 0, or 1 */
+    }
     int verify = strcmp(argv[1], "verify") == 0;
     if (!verify && strcmp(argv[1], "inspect") != 0) {
-        fprintf(stderr, "hookbridge: unknown spool command '%s' (inspect, verify)\n", argv[1]);
+        fprintf(stderr, "hookbridge: unknown spool command '%s' (inspect, verify, drain, "
+                        "dead-letters)\n", argv[1]);
         return EXIT_USAGE;
     }
     for (int i = 2; i < argc; i++) {

@@ -45,6 +45,9 @@ static const struct {
      * Produce request per event or two, which keeps the broker thread busy). README
      * "Performance" has the sweep. */
     {"linger.ms", "1"},
+    /* librdkafka's reconnect backoff grows to 10 s: after a short outage the brokers were back
+     * seconds before it tried again. At most 1 s keeps recovery about a second (issue 11). */
+    {"reconnect.backoff.max.ms", "1000"},
 };
 
 rd_kafka_conf_t *producer_conf_build(const hb_config_t *cfg, char *errstr, size_t errlen) {
@@ -235,7 +238,8 @@ static rd_kafka_topic_t *topic_handle(producer_t *p, const char *name) {
     return rkt;
 }
 
-hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque) {
+hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque,
+                          rd_kafka_resp_err_t *errp) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->header_cnt);
     for (size_t i = 0; i < m->header_cnt; i++)
         rd_kafka_header_add(hdrs, m->headers[i].name, -1, m->headers[i].value,
@@ -252,14 +256,27 @@ hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque) {
                                 RD_KAFKA_V_VALUE(m->value, m->value_len),
                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
                                 RD_KAFKA_V_END);
+    if (errp)
+        *errp = err;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return HB_OK; /* librdkafka owns hdrs now */
     rd_kafka_headers_destroy(hdrs);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return HB_ERR_NOSPACE;
-    log_warn("kafka", "produce refused", "topic", m->topic, "error", rd_kafka_err2name(err),
-             NULL);
+    log_debug("kafka", "produce refused", "topic", m->topic, "error", rd_kafka_err2name(err),
+              NULL);
     return HB_ERR_KAFKA;
+}
+
+void producer_refresh_topic(producer_t *p, const char *topic) {
+    rd_kafka_topic_t *rkt = topic_handle(p, topic);
+    if (!rkt)
+        return;
+    /* Timeout 0: the request goes out and this returns at once (_TIMED_OUT); the answer still
+     * updates librdkafka's view of the topic, which is what we are after. */
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(p->rk, 0, rkt, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md)
+        rd_kafka_metadata_destroy(md);
 }
 
 hb_status_t producer_recreate(producer_t *p, char *errstr, size_t errlen) {

@@ -5,7 +5,8 @@
  * the queue empty. No polling timer.
  *
  * Defaults set before the user's `kafka` group: enable.idempotence=true, acks=all,
- * log.queue=true, client.id=hookbridge, statistics.interval.ms=5000, linger.ms=1; the user's
+ * log.queue=true, client.id=hookbridge, statistics.interval.ms=5000, linger.ms=1,
+ * reconnect.backoff.max.ms=1000; the user's
  * properties pass through unchanged after them.
  *
  * @locality every function: the event-loop thread.
@@ -47,8 +48,15 @@ producer_t *producer_new(struct event_base *base, const hb_config_t *cfg,
 
 /* Hands m to librdkafka WITHOUT copying: m's topic, key, value must stay alive and unchanged
  * until the delivery report for opaque arrives (headers are copied). HB_ERR_NOSPACE when the
- * local queue is full, HB_ERR_KAFKA for another refusal (logged). */
-hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque);
+ * local queue is full, HB_ERR_KAFKA for another refusal (logged at debug: the caller knows what
+ * it means, kerr.h). *err (may be NULL) gets librdkafka's code either way. */
+hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque, rd_kafka_resp_err_t *err);
+
+/* Asks the cluster for topic's metadata now, without waiting for the answer. librdkafka refuses
+ * records of a topic it saw missing until it learns otherwise, and would only look again at
+ * its next periodic refresh: a parked topic's probe calls this so a topic created meanwhile is
+ * seen at once. */
+void producer_refresh_topic(producer_t *p, const char *topic);
 
 /* Replaces the rd_kafka_t after a fatal error: purges everything, serves the purged delivery
  * reports (each with an error) and starts a new generation. HB_OK or HB_ERR_KAFKA. */

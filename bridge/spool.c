@@ -43,7 +43,17 @@ typedef struct win_ent {
     uint64_t off;      /* record offset in its segment */
     int64_t accept_ms; /* for stats.oldest_accept_ms without a disk read */
     uint32_t st;
+    uint32_t topic;    /* index into spool.topics (fits the padding: no extra memory) */
 } win_ent_t;
+
+/* One topic named by a record: the name and how many of its records are unacked. Entries live
+ * as long as the spool_t (a topic is named by at most as many records as were ever spooled);
+ * the hash maps a name to its entry without a scan. */
+typedef struct spool_topic {
+    char *name;
+    uint64_t pending;  /* unacked */
+    uint64_t inflight; /* of those, handed out and neither acked nor nacked */
+} spool_topic_t;
 
 typedef struct seg {
     uint64_t base;  /* seq in the file name */
@@ -104,6 +114,12 @@ struct spool {
     uint64_t ckpt_lw, ckpt_next;
     unsigned acks_since_ckpt;
     spool_stats_t st;
+
+    /* topics of the records, see spool_topic_t; hash: open addressing over indices + 1 */
+    spool_topic_t *topics;
+    size_t ntopics, captopics;
+    uint32_t *thash;
+    size_t thash_cap; /* a power of two, kept at least twice ntopics */
 };
 
 /* ---- little-endian helpers -------------------------------------------------------------- */
@@ -485,6 +501,112 @@ static void ckpt_read(spool_t *s) {
     s->ckpt_next = get64(b + 16);
 }
 
+/* ---- topics ---------------------------------------------------------------------------------- */
+
+static uint64_t topic_hash(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int topic_grow_hash(spool_t *s) {
+    size_t cap = s->thash_cap ? s->thash_cap * 2 : 64;
+    uint32_t *h = calloc(cap, sizeof *h);
+    if (!h)
+        return -1;
+    for (size_t i = 0; i < s->ntopics; i++) {
+        const char *n = s->topics[i].name;
+        size_t j = (size_t)topic_hash((const unsigned char *)n, strlen(n)) & (cap - 1);
+        while (h[j])
+            j = (j + 1) & (cap - 1);
+        h[j] = (uint32_t)i + 1;
+    }
+    free(s->thash);
+    s->thash = h;
+    s->thash_cap = cap;
+    return 0;
+}
+
+/* The index of topic name[0..len), or UINT32_MAX when it is unknown. */
+static uint32_t topic_find(const spool_t *s, const unsigned char *name, size_t len) {
+    if (!s->thash_cap)
+        return UINT32_MAX;
+    size_t j = (size_t)topic_hash(name, len) & (s->thash_cap - 1);
+    while (s->thash[j]) {
+        const spool_topic_t *t = &s->topics[s->thash[j] - 1];
+        if (strlen(t->name) == len && memcmp(t->name, name, len) == 0)
+            return s->thash[j] - 1;
+        j = (j + 1) & (s->thash_cap - 1);
+    }
+    return UINT32_MAX;
+}
+
+/* The index of topic name[0..len), added when new; UINT32_MAX when out of memory. */
+static uint32_t topic_intern(spool_t *s, const unsigned char *name, size_t len) {
+    uint32_t i = topic_find(s, name, len);
+    if (i != UINT32_MAX)
+        return i;
+    if (s->ntopics >= UINT32_MAX - 1)
+        return UINT32_MAX;
+    if ((s->ntopics + 1) * 2 > s->thash_cap && topic_grow_hash(s) != 0)
+        return UINT32_MAX;
+    if (s->ntopics == s->captopics) {
+        size_t cap = s->captopics ? s->captopics * 2 : 16;
+        spool_topic_t *t = realloc(s->topics, cap * sizeof *t);
+        if (!t)
+            return UINT32_MAX;
+        s->topics = t;
+        s->captopics = cap;
+    }
+    char *copy = strndup((const char *)name, len);
+    if (!copy)
+        return UINT32_MAX;
+    i = (uint32_t)s->ntopics++;
+    s->topics[i] = (spool_topic_t){copy, 0, 0};
+    size_t j = (size_t)topic_hash(name, len) & (s->thash_cap - 1);
+    while (s->thash[j])
+        j = (j + 1) & (s->thash_cap - 1);
+    s->thash[j] = i + 1;
+    return i;
+}
+
+/* A record of entry e stopped being unacked (acked, dropped or quarantined). */
+static void topic_done(spool_t *s, const win_ent_t *e) {
+    if (e->topic < s->ntopics && s->topics[e->topic].pending > 0)
+        s->topics[e->topic].pending--;
+}
+
+uint64_t spool_topic_pending(const spool_t *s, const char *topic) {
+    if (!s || !topic)
+        return 0;
+    uint32_t i = topic_find(s, (const unsigned char *)topic, strlen(topic));
+    return i == UINT32_MAX ? 0 : s->topics[i].pending;
+}
+
+uint64_t spool_topic_inflight(const spool_t *s, const char *topic) {
+    if (!s || !topic)
+        return 0;
+    uint32_t i = topic_find(s, (const unsigned char *)topic, strlen(topic));
+    return i == UINT32_MAX ? 0 : s->topics[i].inflight;
+}
+
+/* Entry e's record went out (delta 1) or came back (-1). */
+static void topic_inflight(spool_t *s, const win_ent_t *e, int delta) {
+    if (e->topic < s->ntopics && (delta > 0 || s->topics[e->topic].inflight > 0))
+        s->topics[e->topic].inflight += (uint64_t)(int64_t)delta;
+}
+
+size_t spool_topic_count(const spool_t *s) { return s ? s->ntopics : 0; }
+
+const char *spool_topic_at(const spool_t *s, size_t i, uint64_t *pending) {
+    if (!s || i >= s->ntopics)
+        return NULL;
+    if (pending)
+        *pending = s->topics[i].pending;
+    return s->topics[i].name;
+}
+
 /* ---- window ---------------------------------------------------------------------------------- */
 
 static win_ent_t *win_get(spool_t *s, uint64_t seq) {
@@ -518,15 +640,18 @@ static hb_status_t win_reserve(spool_t *s, uint64_t seq) {
     return HB_OK;
 }
 
-/* Adds seq (above every seq in the window) after win_reserve(seq) succeeded. */
-static void win_push(spool_t *s, uint64_t seq, uint64_t off, int64_t accept_ms) {
+/* Adds seq (above every seq in the window) after win_reserve(seq) succeeded; topic is an
+ * index from topic_intern(). */
+static void win_push(spool_t *s, uint64_t seq, uint64_t off, int64_t accept_ms,
+                     uint32_t topic) {
     if (s->win_len == 0) {
         s->win_start = 0;
         s->win_base = seq;
     }
     while (s->win_base + s->win_len < seq)
-        s->win[s->win_start + s->win_len++] = (win_ent_t){0, 0, ST_ABSENT};
-    s->win[s->win_start + s->win_len++] = (win_ent_t){off, accept_ms, ST_PENDING};
+        s->win[s->win_start + s->win_len++] = (win_ent_t){0, 0, ST_ABSENT, UINT32_MAX};
+    s->win[s->win_start + s->win_len++] = (win_ent_t){off, accept_ms, ST_PENDING, topic};
+    s->topics[topic].pending++;
 }
 
 /* Drops acked/absent entries at both ends: the front is then the low-water mark. */
@@ -659,6 +784,7 @@ static void drop_unsynced(spool_t *s) {
             continue;
         e->st = ST_ABSENT;
         s->records--;
+        topic_done(s, e);
         long gi = seg_find(s, q);
         if (gi >= 0)
             s->segs[gi].total--;
@@ -790,11 +916,12 @@ static void open_on_record(void *ctx, uint64_t off, size_t len, const rec_view_t
         o->max_seq = v->seq;
     if (v->seq < s->ckpt_lw || o->err != HB_OK)
         return;
-    if (win_reserve(s, v->seq) != HB_OK) {
+    uint32_t topic = topic_intern(s, v->topic, v->topic_len);
+    if (topic == UINT32_MAX || win_reserve(s, v->seq) != HB_OK) {
         o->err = HB_ERR_NOMEM;
         return;
     }
-    win_push(s, v->seq, off, v->accept_ms);
+    win_push(s, v->seq, off, v->accept_ms, topic);
     s->segs[o->gi].total++;
     s->records++;
     s->st.replayed++;
@@ -1019,6 +1146,10 @@ fail:
         free(s->segs);
         free(s->win);
         free(s->dir);
+        for (size_t i = 0; i < s->ntopics; i++)
+            free(s->topics[i].name);
+        free(s->topics);
+        free(s->thash);
         free(s);
     }
     return NULL;
@@ -1239,6 +1370,9 @@ hb_status_t spool_append(spool_t *s, const msg_t *m, uint64_t *seq) {
     uint64_t need = len + ((!g || roll) ? SPOOL_SEG_HDR_LEN : 0);
     if (s->bytes + need > s->max_bytes || !free_space_ok(s, need))
         return HB_ERR_NOSPACE;
+    uint32_t topic = topic_intern(s, (const unsigned char *)m->topic, strlen(m->topic));
+    if (topic == UINT32_MAX)
+        return HB_ERR_NOMEM;
     if ((rc = win_reserve(s, q)) != HB_OK || (rc = seg_reserve(s)) != HB_OK)
         return rc;
     if (roll && (rc = seg_seal(s)) != HB_OK)
@@ -1278,7 +1412,7 @@ hb_status_t spool_append(spool_t *s, const msg_t *m, uint64_t *seq) {
     s->next_seq++;
     s->dirty = 1;
     s->st.appended++;
-    win_push(s, q, start, m->accept_ms);
+    win_push(s, q, start, m->accept_ms, topic);
     if (seq)
         *seq = q;
     return HB_OK;
@@ -1464,6 +1598,7 @@ static size_t retry_lower(const spool_t *s, uint64_t seq) {
 static void mark_done(spool_t *s, uint64_t seq, win_ent_t *e, uint32_t st) {
     e->st = st;
     s->records--;
+    topic_done(s, e);
     long gi = seg_find(s, seq);
     if (gi >= 0) {
         s->segs[gi].acked++;
@@ -1472,7 +1607,17 @@ static void mark_done(spool_t *s, uint64_t seq, win_ent_t *e, uint32_t st) {
     win_trim(s);
 }
 
+/* 1 when the caller's filter passes over entry e's topic. */
+static int skipped(const spool_t *s, const win_ent_t *e, spool_skip_fn skip, void *arg) {
+    return skip && e->topic < s->ntopics && skip(arg, s->topics[e->topic].name);
+}
+
 hb_status_t spool_next(spool_t *s, msg_t *out, uint64_t *seq) {
+    return spool_next_skip(s, NULL, NULL, out, seq);
+}
+
+hb_status_t spool_next_skip(spool_t *s, spool_skip_fn skip, void *arg, msg_t *out,
+                            uint64_t *seq) {
     if (!s || !out)
         return HB_ERR_INVALID;
     for (;;) {
@@ -1485,7 +1630,7 @@ hb_status_t spool_next(spool_t *s, msg_t *out, uint64_t *seq) {
                 s->cur = s->win_len ? s->win_base : s->next_seq;
             win_ent_t *c;
             while (s->cur < s->durable_next &&
-                   (!(c = win_get(s, s->cur)) || c->st != ST_PENDING))
+                   (!(c = win_get(s, s->cur)) || c->st != ST_PENDING || skipped(s, c, skip, arg)))
                 s->cur++;
             if (s->cur >= s->durable_next)
                 return HB_ERR_EOF;
@@ -1495,6 +1640,12 @@ hb_status_t spool_next(spool_t *s, msg_t *out, uint64_t *seq) {
         if (!e) { /* cannot happen: a retry entry is always in the window */
             if (from_retry)
                 retry_remove_at(s, 0);
+            continue;
+        }
+        if (from_retry && skipped(s, e, skip, arg)) {
+            /* Back to plain pending: spool_rewind() finds it again, in seq order. */
+            retry_remove_at(s, 0);
+            e->st = ST_PENDING;
             continue;
         }
         hb_status_t rc = rd_record(s, q, e, out);
@@ -1511,10 +1662,16 @@ hb_status_t spool_next(spool_t *s, msg_t *out, uint64_t *seq) {
         }
         e->st = ST_INFLIGHT;
         s->inflight++;
+        topic_inflight(s, e, 1);
         if (seq)
             *seq = q;
         return HB_OK;
     }
+}
+
+void spool_rewind(spool_t *s) {
+    if (s)
+        s->cur = low_water(s);
 }
 
 hb_status_t spool_ack(spool_t *s, uint64_t seq) {
@@ -1527,6 +1684,7 @@ hb_status_t spool_ack(spool_t *s, uint64_t seq) {
             retry_remove_at(s, i);
     } else {
         s->inflight--;
+        topic_inflight(s, e, -1);
     }
     s->st.acked++;
     mark_done(s, seq, e, ST_ACKED);
@@ -1558,6 +1716,7 @@ void spool_nack(spool_t *s, uint64_t seq) {
     s->nretry++;
     e->st = ST_RETRY;
     s->inflight--;
+    topic_inflight(s, e, -1);
 }
 
 uint64_t spool_pending(const spool_t *s) { return s ? s->records : 0; }
@@ -1599,6 +1758,10 @@ void spool_close(spool_t *s) {
     free(s->rbuf);
     free(s->wb);
     free(s->dir);
+    for (size_t i = 0; i < s->ntopics; i++)
+        free(s->topics[i].name);
+    free(s->topics);
+    free(s->thash);
     free(s);
 }
 
@@ -1743,4 +1906,81 @@ int spool_inspect(const char *dir, int verbose, FILE *out) {
     free(bases);
     close(dfd);
     return bad ? 1 : 0;
+}
+
+/* ---- spool_scan --------------------------------------------------------------------------------- */
+
+typedef struct scan_ctx {
+    spool_scan_cb cb;
+    void *arg;
+    uint64_t low_water;
+    int bad;
+} scan_ctx_t;
+
+static void scan_record(void *ctx, uint64_t off, size_t len, const rec_view_t *v) {
+    scan_ctx_t *c = ctx;
+    (void)off, (void)len;
+    if (v->seq < c->low_water)
+        return; /* acked before the checkpoint was written */
+    msg_t m;
+    if (rec_to_msg(v, &m) != HB_OK) {
+        c->bad = 1;
+        return;
+    }
+    c->cb(c->arg, v->seq, &m);
+    msg_free(&m);
+}
+
+static void scan_corrupt(void *ctx, uint64_t off, uint64_t end, const char *why) {
+    (void)off, (void)end, (void)why;
+    ((scan_ctx_t *)ctx)->bad = 1;
+}
+
+static void scan_torn(void *ctx, uint64_t off, const char *why) {
+    (void)off, (void)why;
+    ((scan_ctx_t *)ctx)->bad = 1;
+}
+
+int spool_scan(const char *dir, spool_scan_cb cb, void *arg) {
+    uint64_t *bases = NULL;
+    size_t n = 0;
+    scan_ctx_t c = {cb, arg, 0, 0};
+    int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : 2;
+    if (list_segments(dfd, &bases, &n) != 0) {
+        close(dfd);
+        return 2;
+    }
+    unsigned char b[SPOOL_CKPT_LEN];
+    int fd = openat(dfd, CKPT_NAME, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (pread(fd, b, sizeof b, 0) == SPOOL_CKPT_LEN && get32(b) == CKPT_MAGIC &&
+            get16(b + 4) == SPOOL_FORMAT_VERSION && crc32c(b, 24) == get32(b + 24))
+            c.low_water = get64(b + 8);
+        close(fd);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char name[SEG_NAME_LEN];
+        const unsigned char *map = NULL;
+        size_t size = 0;
+        const char *why = NULL;
+        seg_name(bases[i], name);
+        int sfd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        if (sfd < 0 || map_file(sfd, &map, &size) != 0) {
+            c.bad = 1;
+        } else if (seg_hdr_check(map, size, bases[i], &why) != HB_OK) {
+            c.bad = 1;
+        } else {
+            static const scan_ops_t ops = {scan_record, scan_corrupt, scan_torn};
+            seg_scan(map, size, bases[i], &ops, &c);
+        }
+        if (map)
+            munmap((void *)map, size);
+        if (sfd >= 0)
+            close(sfd);
+    }
+    free(bases);
+    close(dfd);
+    return c.bad ? 1 : 0;
 }

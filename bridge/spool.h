@@ -173,6 +173,32 @@ int spool_dirty(const spool_t *s);
  * a segment cannot be read (logged; the record stays for a later try). */
 hb_status_t spool_next(spool_t *s, msg_t *out, uint64_t *seq);
 
+/* spool_next() with a filter: a durable record whose topic skip(arg, topic) names (returns
+ * non-zero) is passed over and stays pending; a nacked record of such a topic goes back to
+ * plain pending too. The cursor moves on past them: call spool_rewind() when the filter lets
+ * a topic through again. skip may be NULL (spool_next). */
+typedef int (*spool_skip_fn)(void *arg, const char *topic);
+hb_status_t spool_next_skip(spool_t *s, spool_skip_fn skip, void *arg, msg_t *out,
+                            uint64_t *seq);
+
+/* Moves the drain cursor back to the lowest unacked record, so records passed over by
+ * spool_next_skip() are handed out again, in seq order; records in flight or acked are still
+ * skipped. Costs one walk over the in-memory window (no disk read) on the next spool_next. */
+void spool_rewind(spool_t *s);
+
+/* Unacked records (pending, in flight or nacked) of topic; 0 for a topic never seen. Counted
+ * at open from the recovered records, so the count survives a restart. */
+uint64_t spool_topic_pending(const spool_t *s, const char *topic);
+
+/* Records of topic handed out by spool_next and neither acked nor nacked yet. */
+uint64_t spool_topic_inflight(const spool_t *s, const char *topic);
+
+/* The topics the spool has seen since open (those of recovered and appended records), with
+ * each one's unacked count: entry i < spool_topic_count(); NULL past the end. The name is
+ * owned by the spool and lives as long as it. */
+size_t spool_topic_count(const spool_t *s);
+const char *spool_topic_at(const spool_t *s, size_t i, uint64_t *pending);
+
 /* Kafka acknowledged record seq. Frees fully acked segments and advances the checkpoint
  * (written at most every few hundred acks and at close; losing it only costs duplicates). */
 hb_status_t spool_ack(spool_t *s, uint64_t seq);
@@ -196,5 +222,12 @@ void spool_close(spool_t *s);
  * does not need the lock. Returns 0 when everything checks out, 1 when corruption was found,
  * 2 when the directory cannot be read. */
 int spool_inspect(const char *dir, int verbose, FILE *out);
+
+/* Offline reader: calls cb(arg, seq, m) for every valid record of dir at or above its
+ * checkpoint's low-water mark, in seq order (m valid during the call only). Read-only, needs no
+ * lock. Returns 0; 1 when corrupt or unreadable parts were passed over; 2 when dir cannot be
+ * read. A missing dir has no records (0). */
+typedef void (*spool_scan_cb)(void *arg, uint64_t seq, const msg_t *m);
+int spool_scan(const char *dir, spool_scan_cb cb, void *arg);
 
 #endif

@@ -119,6 +119,13 @@ static const cfg_option_t options[] = {
      "and while it runs, share one fdatasync.", 0},
     {"spool.drain_max_inflight", CFG_INT, OFF(spool_drain_max_inflight), "10000", 1, 1000000,
      NULL, "Most spooled events being published at once while draining.", 0},
+    {"dead_letter.topic", CFG_STRING, OFF(dead_letter_topic), "cloud66.deadletter", 0, 249,
+     NULL, "Topic that takes records Kafka refuses for good (hb_dlq_* headers name the original "
+     "topic and the error); if it refuses too, they wait in <spool.dir>/deadletter/. Empty: "
+     "straight to that folder.", 0},
+    {"dead_letter.after_s", CFG_INT, OFF(dead_letter_after_s), "0", 0, 31536000, NULL,
+     "Dead-letter the records of a topic Kafka has refused (parked) for this long; 0: they "
+     "wait in the spool until the topic takes them.", 0},
     {"auth.tokens", CFG_STRLIST, OFF(auth_tokens), "()", 16, 256, NULL,
      "Secret tokens; a webhook must carry one as <http.path>/<token> or ?token=<token>. "
      "Empty: no token check.", EP},
@@ -143,7 +150,7 @@ static const cfg_option_t options[] = {
     {"kafka", CFG_FREEFORM, 0, "{}", 0, 0, NULL,
      "librdkafka properties, '.' written as '_' (bootstrap_servers = \"host:9092\"); passed "
      "through unchanged. Defaults: enable.idempotence=true, acks=all, statistics.interval.ms=5000, "
-     "linger.ms=1.",
+     "linger.ms=1, reconnect.backoff.max.ms=1000.",
      0},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])

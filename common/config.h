@@ -111,6 +111,10 @@ typedef struct hb_config {
     int64_t spool_commit_window_ms;
     int64_t spool_drain_max_inflight;
 
+    /* dead letters: records Kafka refuses for good (bridge/deadletter.c) */
+    char *dead_letter_topic; /* "" : the folder only */
+    int64_t dead_letter_after_s;
+
     /* auth: access control on the webhook endpoint (checked by bridge/auth.c) */
     cfg_strlist_t auth_tokens;
     cfg_strlist_t auth_basic_users;

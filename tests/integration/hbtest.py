@@ -198,6 +198,10 @@ class MockCluster:
     def create(self, topic, partitions=1):
         self.cmd(f"create {topic} {partitions}")
 
+    def topic_error(self, topic, err):
+        """Metadata answers err for topic (0 clears it); see tests/tools/mock.c."""
+        self.cmd(f"topic-error {topic} {err}")
+
     def stderr_tail(self, n=20):
         return "\n".join(self._stderr[-n:])
 
@@ -314,6 +318,10 @@ class BridgeError(RuntimeError):
     pass
 
 
+# A config whose admin group sets a non-empty listen address (libconfig text).
+ADMIN_LISTEN_RE = re.compile(r'\badmin\s*[=:]\s*\{[^}]*\blisten\s*[=:]\s*"[^"]+"')
+
+
 def _parse_addr(addr):
     host, _, port = addr.rpartition(":")
     return host.strip("[]"), int(port)
@@ -378,6 +386,12 @@ class Bridge:
         try:
             self.wait_log(lambda l: l.get("msg") == "listening" and l.get("component") == "http",
                           self.start_timeout, since=since, what="the http listener")
+            # The admin listener opens after the webhook one: a test that reads admin_port
+            # right after start must not race it.
+            if ADMIN_LISTEN_RE.search(self.config_path.read_text()):
+                self.wait_log(lambda l: l.get("msg") == "listening" and
+                              l.get("component") == "admin",
+                              self.start_timeout, since=since, what="the admin listener")
         except BaseException:
             self.kill9()
             raise

@@ -1,8 +1,11 @@
 """End to end against a real Apache Kafka broker (KRaft, from Maven Central via
 scripts/kafka-local): every seed payload lands once with the documented envelope (checked
 against schema/envelope.schema.json and the AsyncAPI channels), the broker is killed and
-restarted mid-stream with nothing lost, kill -9 of the bridge while it drains, and a missing topic
-with auto-creation off gives a clear error while the events are kept."""
+restarted mid-stream with nothing lost, kill -9 of the bridge while it drains, a missing topic
+with auto-creation off gives a clear error while the events are kept, and (issue 11) a new
+family's missing topic holds back no other topic, its events arrive in order once it is
+created, and a record the broker refuses for good lands in cloud66.deadletter; (issue 14) the
+spool of a replica that is gone is emptied into Kafka by `hookbridge spool drain`."""
 import hashlib
 import json
 import os
@@ -11,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -49,6 +53,11 @@ class LocalKafka:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def hookbridge(*args, timeout=180):
+    return subprocess.run([hbtest.env_path("HB_BIN"), *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def event(n, key):
@@ -124,7 +133,8 @@ class RealKafkaTest(unittest.TestCase):
                 accepted.append(n)
             since = len(bridge.logs)
             kafka.run("resume")
-            bridge.wait_log(lambda l: l.get("msg") == "kafka is accepting events", 120,
+            bridge.wait_log(lambda l: l.get("msg") in ("kafka is accepting events",
+                                                       "topic flows again"), 120,
                             since=since)
             bridge.kill9()  # while draining (or just after): the restart must finish the job
             since = len(bridge.logs)
@@ -146,14 +156,120 @@ class RealKafkaTest(unittest.TestCase):
                 self.assertEqual(status, 202, data)
             # A clear error naming the topic and the reason.
             line = bridge.wait_log(lambda l: l.get("topic") == "cloud66.stack"
+                                   and l.get("level") in ("warn", "error")
                                    and "UNKNOWN_TOPIC" in str(l.get("error", "")), 60)
-            self.assertIn(line["level"], ("warn", "error"))
             since = len(bridge.logs)
             kafka.run("create-topic", "cloud66.stack")
             wait_drained(bridge, since)
             msgs = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=2000)
             self.assertEqual({m["value"]["data"]["n"] for m in msgs}, set(range(5)))
             self.assertEqual(bridge.stop(), 0)
+
+    def test_missing_topic_parks_alone_and_a_refused_record_is_dead_lettered(self):
+        healthy = ["cloud66.application", "cloud66.stack", "cloud66.backup"]
+        with LocalKafka("--no-auto-create") as kafka, \
+                hbtest.Bridge(bootstrap=kafka.bootstrap, producer={"ack_timeout_ms": 1000}) \
+                as bridge:
+            kafka.run("create-topic", *healthy, "cloud66.deadletter")
+            kafka.run("create-topic", "--config", "max.message.bytes=2000", "cloud66.small")
+            seeds = hbtest.seed_payloads()
+            # server.stopped: a family whose topic (cloud66.server) does not exist, among the
+            # seeds, before and after them.
+            server = []
+
+            def post_server(n):
+                body = json.dumps({"event_type": "server.stopped", "uid": "srv-1",
+                                   "timestamp": 1757011079 + n, "n": n}).encode()
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, data)
+                server.append(n)
+            post_server(0)
+            t0 = time.monotonic()
+            for i, (event_type, body) in enumerate(seeds):
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, f"{event_type}: {data}")
+                if i % 5 == 0:
+                    post_server(len(server))
+            msgs = hbtest.consume(kafka.bootstrap, healthy, count=len(seeds), timeout_ms=15000)
+            took = time.monotonic() - t0
+            print(f"\nother topics: {len(seeds)} seeds delivered within {took:.1f} s of the "
+                  "first post while cloud66.server is missing", file=sys.stderr)
+            self.assertEqual(len(msgs), len(seeds))
+            status, _, body = bridge.get("/readyz", admin=True)
+            self.assertEqual(status, 200, body)
+            ready = json.loads(body)
+            self.assertEqual(ready["kafka"], "up")
+            self.assertIn("cloud66.server", [p["topic"] for p in ready["parked"]])
+            # The topic is created: the parked events arrive, in order.
+            since = len(bridge.logs)
+            kafka.run("create-topic", "cloud66.server")
+            bridge.wait_log(lambda l: l.get("msg") == "topic flows again"
+                            and l.get("topic") == "cloud66.server", 60, since=since)
+            got = hbtest.consume(kafka.bootstrap, "cloud66.server", count=len(server),
+                                 timeout_ms=30000)
+            got += hbtest.consume(kafka.bootstrap, "cloud66.server", idle_ms=2000)[len(got):]
+            check_in_order(self, got, server)
+            # A record the broker refuses for good (larger than the topic's max.message.bytes)
+            # lands in the dead-letter topic, with the headers that say why.
+            big = json.dumps({"event_type": "small.event", "uid": "s", "n": 9,
+                              "pad": "x" * 5000}).encode()
+            status, _, data = bridge.post(body=big, timeout=30)
+            self.assertEqual(status, 202, data)
+            dead = hbtest.consume(kafka.bootstrap, "cloud66.deadletter", count=1,
+                                  timeout_ms=30000)
+            h = dead[0]["headers"]
+            self.assertEqual(h["hb_dlq_topic"], "cloud66.small")
+            self.assertEqual(h["hb_dlq_error"], "MSG_SIZE_TOO_LARGE")
+            self.assertGreaterEqual(int(h["hb_dlq_attempts"]), 1)
+            self.assertIn("hb_dlq_first_attempt_ms", h)
+            self.assertEqual(dead[0]["value"]["data"]["n"], 9)
+            self.assertEqual(hbtest.consume(kafka.bootstrap, "cloud66.small", idle_ms=1500), [])
+            self.assertEqual(bridge.stop(), 0)
+
+
+    def test_orphaned_spool_is_emptied_by_spool_drain(self):
+        # A replica scaled down (or dead) with events in its spool: nobody will start a daemon
+        # on that volume again, so `hookbridge spool drain` publishes it and says when it is
+        # empty. The events are spooled by a bridge that reaches no broker at all.
+        keys = ["stack-a", "stack-b", "stack-c"]
+        nowhere = "127.0.0.1:1"
+        with LocalKafka() as kafka, \
+                hbtest.Bridge(bootstrap=nowhere, producer={"ack_timeout_ms": 500}) as bridge:
+            accepted = []
+            for n in range(60):
+                status, _, data = bridge.post(body=event(n, keys[n % 3]), timeout=30)
+                self.assertEqual(status, 202, data)
+                accepted.append(n)
+            seeds = hbtest.seed_payloads()
+            for event_type, body in seeds:
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, f"{event_type}: {data}")
+            spool = str(bridge.spool_dir)
+            conf = bridge.tmpdir / "drain.conf"
+            conf.write_text(hbtest.make_config(kafka.bootstrap, spool))
+            # While a daemon holds the spool, the drain refuses and publishes nothing.
+            r = hookbridge("spool", "drain", "--config", str(conf), "--timeout-s", "30", spool)
+            self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("lock", (r.stdout + r.stderr).lower())
+            self.assertEqual(bridge.stop(), 0)
+            self.assertEqual(hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=1500,
+                                            timeout_ms=20000), [])
+            r = hookbridge("spool", "drain", "--config", str(conf), "--timeout-s", "120", spool)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+            msgs = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=3000,
+                                  timeout_ms=90000)
+            mine = [m for m in msgs if "n" in m["value"]["data"]]
+            self.assertEqual(len(mine), len(accepted), "each spooled event exactly once")
+            check_in_order(self, mine, accepted)
+            topics = ["cloud66.application", "cloud66.stack", "cloud66.backup"]
+            got = hbtest.consume(kafka.bootstrap, topics, idle_ms=3000, timeout_ms=60000)
+            ids = sorted(m["value"]["id"] for m in got if "n" not in m["value"]["data"])
+            self.assertEqual(ids, sorted(hashlib.sha256(b).hexdigest() for _, b in seeds))
+            # Empty now: a second run publishes nothing and exits 0 at once.
+            r = hookbridge("spool", "drain", "--config", str(conf), "--timeout-s", "30", spool)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+            again = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=2000)
+            self.assertEqual(len(again), len(msgs))
 
 
 if __name__ == "__main__":

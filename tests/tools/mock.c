@@ -14,6 +14,15 @@
  *   rtt <id>|all <ms>     delay every response of the broker by <ms>
  *   create <topic> <partitions>
  *   leader <topic> <partition> <id>   move a partition's leadership (-1: no leader)
+ *   topic-error <topic> <err>  Metadata answers <err> for <topic> (0 or NO_ERROR: clears it).
+ *                         librdkafka then fails the topic's records (TOPIC_AUTHORIZATION_FAILED
+ *                         at once; UNKNOWN_TOPIC_OR_PART after topic.metadata.propagation.max.ms).
+ *                         Set it before the producer first asks for the topic: a producer that
+ *                         knows the topic keeps producing until its next metadata refresh.
+ *                         Careful: the mock answers with the topic's partitions next to the
+ *                         error, and librdkafka before 2.10 (#4907) crashes on such an answer;
+ *                         a producer with allow.auto.create.topics=false and a topic never
+ *                         created is the safe way to have a topic refused.
  *   quit                  (or EOF on stdin, SIGTERM, SIGINT) destroy the cluster, exit 0
  *
  * Each answer is "ok" or "error <reason>". Every command has taken effect inside the
@@ -57,7 +66,7 @@ static void usage(const char *argv0) {
                 "\"bootstrap <servers>\" and then obeys commands on stdin, one a line:\n"
                 "  down <id>|all, up <id>|all, errors <apikey> <count> <err>, clear <apikey>,\n"
                 "  rtt <id>|all <ms>, create <topic> <partitions>,\n"
-                "  leader <topic> <partition> <id>, quit\n"
+                "  leader <topic> <partition> <id>, topic-error <topic> <err>, quit\n"
                 "Each command is answered with \"ok\" or \"error <reason>\".\n",
                 argv0, MOCK_DEFAULT_BROKERS);
 }
@@ -206,6 +215,12 @@ static int mock_command(mock_t *m, char *line) {
                         return reply("error bad broker id \"%s\"", argv[3]);
                 return reply_err(rd_kafka_mock_partition_set_leader(
                     m->cluster, argv[1], (int32_t)partition, (int32_t)n));
+        }
+        if (!strcmp(argv[0], "topic-error") && argc == 3) {
+                if (parse_err(argv[2], &err))
+                        return reply("error unknown error code \"%s\"", argv[2]);
+                rd_kafka_mock_topic_set_error(m->cluster, argv[1], err);
+                return reply("ok");
         }
         return reply("error unknown command or wrong arguments: %s", argv[0]);
 }

@@ -82,7 +82,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
 }
 
-static int setup(void **state) {
+static int setup_with(void **state, int64_t max_inflight);
+
+static int setup(void **state) { return setup_with(state, 0); }
+
+/* Live events allowed: Kafka (the in-process mock cluster) first, the spool only as the rules
+ * say. */
+static int setup_live(void **state) { return setup_with(state, 100000); }
+
+static int setup_with(void **state, int64_t max_inflight) {
     fx_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
@@ -109,7 +117,7 @@ static int setup(void **state) {
         return -1;
     }
     hb_config_t *cfg = config_new();
-    cfg->producer_max_inflight = 0; /* every event goes to the spool */
+    cfg->producer_max_inflight = max_inflight; /* 0: every event goes to the spool */
     cfg->spool_commit_window_ms = 0;
     cfg->kafka = calloc(1, sizeof *cfg->kafka);
     cfg->kafka[0].name = strdup("test.mock.num.brokers");
@@ -287,6 +295,42 @@ static void test_failed_sync_refuses_events_appended_during_it(void **state) {
         assert_int_equal(c[i].st, HB_OK);
 }
 
+static void on_stopped(void *arg) { *(int *)arg = 1; }
+
+/* Issue 11: events submitted while stopping go to Kafka when it is up (not to the spool), and
+ * the stop waits for them; after the stop was reported, a submit is still safe: spooled and
+ * synced at once, answered from inside the call. */
+static void test_submit_while_stopping_goes_live(void **state) {
+    fx_t *f = *state;
+    outcome_t warm, a, b, c;
+    submit(f, &warm, 0);
+    run_until_done(f, &warm, 1);
+    assert_int_equal(warm.st, HB_OK);
+    submit(f, &a, 1);
+    int stopped = 0;
+    dispatch_shutdown(f->d, on_stopped, &stopped);
+    assert_false(stopped); /* a is still in flight */
+    submit(f, &b, 2);
+    run_until_done(f, &a, 1);
+    run_until_done(f, &b, 1);
+    int64_t deadline = now_ms() + DEADLINE_MS;
+    while (!stopped && now_ms() < deadline)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_true(stopped);
+    assert_int_equal(a.st, HB_OK);
+    assert_int_equal(b.st, HB_OK);
+    dispatch_stats_t st;
+    dispatch_get_stats(f->d, &st);
+    assert_int_equal(st.published, 3);
+    assert_int_equal(st.spooled, 0);
+    submit(f, &c, 3); /* after the stop: answered at once, from the spool */
+    assert_true(c.done);
+    assert_int_equal(c.st, HB_OK);
+    dispatch_get_stats(f->d, &st);
+    assert_int_equal(st.spooled, 1);
+    assert_int_equal(spool_pending(dispatch_spool(f->d)), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failed_sync_refuses_its_batch, setup, teardown),
@@ -294,6 +338,8 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_sync_refuses_events_appended_during_it,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_while_stopping_goes_live, setup_live,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,7 @@
 typedef struct fx {
     char root[64];  /* mkdtemp directory, removed at teardown */
     char dir[128];  /* the spool directory inside it (spool_open creates it) */
-    char path[256]; /* scratch for file paths */
+    char path[512]; /* scratch for file paths (dir + a name of up to 255 bytes) */
     spool_t *s;
 } fx_t;
 
@@ -1168,7 +1168,128 @@ static void test_golden_fixture(void **state) {
     assert_int_equal(append_i(f->s, 9, 10), 9);
 }
 
+/* ---- per-topic counts, the drain filter, rewind ----------------------------------------------- */
+
+static int skip_topic(void *arg, const char *topic) { return strcmp(topic, (const char *)arg) == 0; }
+
+static void expect_next_skip(spool_t *s, const char *skip, int i, uint64_t want_seq) {
+    msg_t m;
+    uint64_t seq = 0;
+    assert_int_equal(spool_next_skip(s, skip ? skip_topic : NULL, (void *)skip, &m, &seq), HB_OK);
+    assert_int_equal(seq, want_seq);
+    check_msg(&m, i, 10);
+    msg_free(&m);
+}
+
+/* Unacked records per topic, kept through acks and a restart (recovered at open). */
+static void test_topic_counts_survive_restart(void **state) {
+    fx_t *f = *state;
+    f->s = open_default(f);
+    for (int i = 0; i < 9; i++)
+        append_i(f->s, i, 10);
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.0"), 3);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.1"), 3);
+    assert_int_equal(spool_topic_pending(f->s, "nope"), 0);
+    /* ack records 0 and 1 (topics .0 and .1), nack record 2 (.2 stays counted) */
+    for (int i = 0; i < 3; i++)
+        expect_next(f->s, i, 10, (uint64_t)i + 1);
+    assert_int_equal(spool_ack(f->s, 1), HB_OK);
+    assert_int_equal(spool_ack(f->s, 2), HB_OK);
+    spool_nack(f->s, 3);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.0"), 2);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.1"), 2);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.2"), 3);
+    reopen(f);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.0"), 2);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.1"), 2);
+    assert_int_equal(spool_topic_pending(f->s, "cloud66.events.2"), 3);
+    assert_int_equal(spool_topic_count(f->s), 3);
+    uint64_t n = 0;
+    size_t i = 0;
+    for (const char *t; (t = spool_topic_at(f->s, i, &n)) != NULL; i++)
+        assert_int_equal(n, spool_topic_pending(f->s, t));
+    assert_int_equal(i, 3);
+}
+
+/* The filter passes over a topic's records (they stay pending and counted); rewind hands them
+ * out again in seq order, skipping what is in flight; a nacked record of a filtered topic goes
+ * back to pending too. */
+static void test_skip_then_rewind(void **state) {
+    fx_t *f = *state;
+    f->s = open_default(f);
+    for (int i = 0; i < 6; i++)
+        append_i(f->s, i, 10); /* topics .0 .1 .2 .0 .1 .2 */
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    const char *parked = "cloud66.events.1";
+    expect_next_skip(f->s, parked, 0, 1);
+    expect_next_skip(f->s, parked, 2, 3);
+    expect_next_skip(f->s, parked, 3, 4);
+    expect_next_skip(f->s, parked, 5, 6);
+    msg_t m;
+    assert_int_equal(spool_next_skip(f->s, skip_topic, (void *)parked, &m, NULL), HB_ERR_EOF);
+    assert_int_equal(spool_topic_pending(f->s, parked), 2);
+    assert_int_equal(spool_inflight(f->s), 4);
+    assert_int_equal(spool_topic_inflight(f->s, parked), 0);
+    assert_int_equal(spool_topic_inflight(f->s, "cloud66.events.0"), 2);
+    /* Without a rewind the cursor stays past them. */
+    expect_eof(f->s);
+    spool_rewind(f->s);
+    expect_next(f->s, 1, 10, 2);
+    /* record 2 (topic .1) fails while its topic gets parked: the filter sends it back */
+    spool_nack(f->s, 2);
+    assert_int_equal(spool_next_skip(f->s, skip_topic, (void *)parked, &m, NULL), HB_ERR_EOF);
+    spool_rewind(f->s);
+    expect_next(f->s, 1, 10, 2);
+    expect_next(f->s, 4, 10, 5);
+    expect_eof(f->s);
+    assert_int_equal(spool_topic_inflight(f->s, parked), 2);
+    for (uint64_t q = 1; q <= 6; q++)
+        assert_int_equal(spool_ack(f->s, q), HB_OK);
+    assert_int_equal(spool_topic_pending(f->s, parked), 0);
+    assert_int_equal(spool_topic_inflight(f->s, parked), 0);
+    assert_int_equal(spool_topic_inflight(f->s, "cloud66.events.0"), 0);
+    assert_int_equal(spool_pending(f->s), 0);
+}
+
+/* spool_scan reads a spool without its lock, from the checkpoint on. */
+typedef struct scan_seen {
+    int n;
+    uint64_t seqs[16];
+} scan_seen_t;
+
+static void on_scan(void *arg, uint64_t seq, const msg_t *m) {
+    scan_seen_t *s = arg;
+    check_msg(m, (int)seq - 1, 10);
+    s->seqs[s->n++] = seq;
+}
+
+static void test_scan_reads_unlocked_from_the_checkpoint(void **state) {
+    fx_t *f = *state;
+    f->s = open_default(f);
+    for (int i = 0; i < 5; i++)
+        append_i(f->s, i, 10);
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    expect_next(f->s, 0, 10, 1);
+    expect_next(f->s, 1, 10, 2);
+    assert_int_equal(spool_ack(f->s, 1), HB_OK);
+    assert_int_equal(spool_ack(f->s, 2), HB_OK);
+    reopen(f); /* checkpoint at 3 */
+    scan_seen_t seen = {0};
+    assert_int_equal(spool_scan(f->dir, on_scan, &seen), 0); /* while f->s holds the lock */
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.seqs[0], 3);
+    assert_int_equal(seen.seqs[2], 5);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/none", f->root);
+    seen.n = 0;
+    assert_int_equal(spool_scan(missing, on_scan, &seen), 0);
+    assert_int_equal(seen.n, 0);
+}
+
+
 int main(void) {
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_roundtrip),
@@ -1196,6 +1317,9 @@ int main(void) {
         T(test_inspect),
         T(test_golden_bytes),
         T(test_golden_fixture),
+        T(test_topic_counts_survive_restart),
+        T(test_skip_then_rewind),
+        T(test_scan_reads_unlocked_from_the_checkpoint),
     };
 #undef T
     log_set_level(LOG_LVL_WARN); /* the "opened" info lines would drown the test output */
