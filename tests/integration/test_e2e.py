@@ -4,7 +4,8 @@ against schema/envelope.schema.json and the AsyncAPI channels), the broker is ki
 restarted mid-stream with nothing lost, kill -9 of the bridge while it drains, a missing topic
 with auto-creation off gives a clear error while the events are kept, and (issue 11) a new
 family's missing topic holds back no other topic, its events arrive in order once it is
-created, and a record the broker refuses for good lands in cloud66.deadletter."""
+created, and a record the broker refuses for good lands in cloud66.deadletter; (issue 14) the
+spool of a replica that is gone is emptied into Kafka by `hookbridge spool drain`."""
 import hashlib
 import json
 import os
@@ -52,6 +53,11 @@ class LocalKafka:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def hookbridge(*args, timeout=180):
+    return subprocess.run([hbtest.env_path("HB_BIN"), *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def event(n, key):
@@ -219,6 +225,51 @@ class RealKafkaTest(unittest.TestCase):
             self.assertEqual(dead[0]["value"]["data"]["n"], 9)
             self.assertEqual(hbtest.consume(kafka.bootstrap, "cloud66.small", idle_ms=1500), [])
             self.assertEqual(bridge.stop(), 0)
+
+
+    def test_orphaned_spool_is_emptied_by_spool_drain(self):
+        # A replica scaled down (or dead) with events in its spool: nobody will start a daemon
+        # on that volume again, so `hookbridge spool drain` publishes it and says when it is
+        # empty. The events are spooled by a bridge that reaches no broker at all.
+        keys = ["stack-a", "stack-b", "stack-c"]
+        nowhere = "127.0.0.1:1"
+        with LocalKafka() as kafka, \
+                hbtest.Bridge(bootstrap=nowhere, producer={"ack_timeout_ms": 500}) as bridge:
+            accepted = []
+            for n in range(60):
+                status, _, data = bridge.post(body=event(n, keys[n % 3]), timeout=30)
+                self.assertEqual(status, 202, data)
+                accepted.append(n)
+            seeds = hbtest.seed_payloads()
+            for event_type, body in seeds:
+                status, _, data = bridge.post(body=body, timeout=30)
+                self.assertEqual(status, 202, f"{event_type}: {data}")
+            spool = str(bridge.spool_dir)
+            conf = bridge.tmpdir / "drain.conf"
+            conf.write_text(hbtest.make_config(kafka.bootstrap, spool))
+            # While a daemon holds the spool, the drain refuses and publishes nothing.
+            r = hookbridge("spool", "drain", "--config", str(conf), "--timeout-s", "30", spool)
+            self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("lock", (r.stdout + r.stderr).lower())
+            self.assertEqual(bridge.stop(), 0)
+            self.assertEqual(hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=1500,
+                                            timeout_ms=20000), [])
+            r = hookbridge("spool", "drain", "--config", str(conf), "--timeout-s", "120", spool)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+            msgs = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=3000,
+                                  timeout_ms=90000)
+            mine = [m for m in msgs if "n" in m["value"]["data"]]
+            self.assertEqual(len(mine), len(accepted), "each spooled event exactly once")
+            check_in_order(self, mine, accepted)
+            topics = ["cloud66.application", "cloud66.stack", "cloud66.backup"]
+            got = hbtest.consume(kafka.bootstrap, topics, idle_ms=3000, timeout_ms=60000)
+            ids = sorted(m["value"]["id"] for m in got if "n" not in m["value"]["data"])
+            self.assertEqual(ids, sorted(hashlib.sha256(b).hexdigest() for _, b in seeds))
+            # Empty now: a second run publishes nothing and exits 0 at once.
+            r = hookbridge("spool", "drain", "--config", str(conf), "--timeout-s", "30", spool)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+            again = hbtest.consume(kafka.bootstrap, "cloud66.stack", idle_ms=2000)
+            self.assertEqual(len(again), len(msgs))
 
 
 if __name__ == "__main__":
