@@ -7,9 +7,10 @@ measured; `spool dead-letters list|replay` and `spool drain` work as documented.
 
 The refused topic is a topic that does not exist on a cluster that creates none
 (allow.auto.create.topics=false: the mock cluster then answers UNKNOWN_TOPIC_OR_PART), the case
-users meet. Not TOPIC_AUTHORIZATION_FAILED through rd_kafka_mock_topic_set_error: the mock
-answers that with the topic's partitions, and librdkafka before 2.10 (2.8.0 here) dereferences a
-missing partition on such an answer and crashes (librdkafka #4907, fixed by dc48bedd1).
+users meet. TopicErrorTest refuses it with TOPIC_AUTHORIZATION_FAILED through
+rd_kafka_mock_topic_set_error instead: the mock answers that with the topic's partitions, on
+which an unpatched librdkafka 2.8.0 crashes (librdkafka #4907, fixed upstream in 2.10.0); the
+one scripts/install-deps builds carries the fix (scripts/patches/).
 
 Note: librdkafka's mock cluster checks no idempotent sequence numbers. Where a result
 depends on that (a batch refused for good, the batches after it accepted), the comment says so:
@@ -199,6 +200,96 @@ class RefusedTopicTest(unittest.TestCase):
                 msgs = consume_all(kafka, REFUSED, len(server_ns) + 10, 30000)
                 check_order(self, msgs, server_ns + list(range(500, 510)))
                 self.assertEqual(bridge.stop(), 0)
+
+
+class TopicErrorTest(unittest.TestCase):
+    """A topic whose Metadata answer carries TOPIC_AUTHORIZATION_FAILED next to its partitions
+    (the mock's topic error; a real broker during a topic delete and re-create). librdkafka 2.8.0
+    crashed on such an answer (librdkafka #4907): install-deps builds it with
+    scripts/patches/librdkafka-2.8.0-topic-error-metadata.patch. The daemon must stay up, park
+    the topic and let the others flow."""
+
+    def assert_parked_for_authorization(self, bridge):
+        self.assertTrue(bridge.running, "the daemon died: " + bridge.log_tail(5))
+        m = metrics(bridge)
+        self.assertEqual(m.get("hookbridge_kafka_up"), 1)
+        self.assertEqual(m.total("hookbridge_topic_parked", topic=REFUSED,
+                                 error="TOPIC_AUTHORIZATION_FAILED"), 1)
+        self.assertEqual(m.total("hookbridge_topic_parked"), 1)
+        status, _, body = bridge.get("/readyz", admin=True)
+        self.assertEqual(status, 200, body)
+        ready = json.loads(body)
+        self.assertEqual(ready["kafka"], "up")
+        self.assertEqual([(p["topic"], p["error"]) for p in ready["parked"]],
+                         [(REFUSED, "TOPIC_AUTHORIZATION_FAILED")])
+
+    def clear_and_check_parked_events(self, kafka, bridge, parked_ns, later_ns):
+        since = len(bridge.logs)
+        kafka.topic_error(REFUSED, "NO_ERROR")
+        bridge.wait_log(lambda l: l.get("msg") == "topic flows again"
+                        and l.get("topic") == REFUSED, 30, since=since)
+        bridge.wait_log(lambda l: l.get("msg") == "spool drained", 20, since=since)
+        later = post_many(bridge, "server", later_ns)
+        self.assertEqual({s for s, _ in later.values()}, {202})
+        msgs = consume_all(kafka, REFUSED, len(parked_ns) + len(later_ns), 30000)
+        check_order(self, msgs, list(parked_ns) + list(later_ns))
+        self.assertEqual(metrics(bridge).total("hookbridge_topic_parked"), 0)
+        self.assertEqual(bridge.stop(), 0)
+
+    def test_authorization_failed_topic_is_parked_live_while_two_others_flow(self):
+        with hbtest.MockCluster(brokers=3, topics=HEALTHY + [REFUSED + ":1"]) as kafka:
+            # Before the producer first asks for the topic (see tests/tools/mock.c).
+            kafka.topic_error(REFUSED, "TOPIC_AUTHORIZATION_FAILED")
+            with hbtest.Bridge(bootstrap=kafka) as bridge:
+                with concurrent.futures.ThreadPoolExecutor(max_workers=3) as ex:
+                    runs = [ex.submit(post_many, bridge, "server", range(0, 30), 2),
+                            ex.submit(post_many, bridge, "stack", range(100, 160), 3),
+                            ex.submit(post_many, bridge, "application", range(200, 240), 3)]
+                    answers = {}
+                    for run in runs:
+                        answers.update(run.result())
+                self.assertEqual({s for s, _ in answers.values()}, {202})
+                bridge.wait_log(lambda l: l.get("msg", "").startswith("topic parked")
+                                and l.get("topic") == REFUSED, 15)
+                got = hbtest.consume(kafka, ["cloud66.stack", "cloud66.application"],
+                                     count=100, timeout_ms=15000)
+                check_order(self, got, list(range(100, 160)) + list(range(200, 240)))
+                self.assertEqual(metrics(bridge).get("hookbridge_events_total",
+                                                     topic="cloud66.stack",
+                                                     outcome="published"), 60)
+                self.assert_parked_for_authorization(bridge)
+                self.clear_and_check_parked_events(kafka, bridge, range(0, 30), range(30, 40))
+
+    def test_authorization_failed_topic_in_the_drain_while_two_others_flow(self):
+        with hbtest.MockCluster(brokers=3, topics=HEALTHY + [REFUSED + ":1"]) as kafka:
+            kafka.topic_error(REFUSED, "TOPIC_AUTHORIZATION_FAILED")
+            with hbtest.Bridge(bootstrap=kafka, producer={"ack_timeout_ms": 1000},
+                               kafka={"message.timeout.ms": 3000}) as bridge:
+                self.assertEqual(post_many(bridge, "stack", [0])[0][0], 202)
+                kafka.down("all")
+                # Interleaved in the spool: the refused topic's records ahead of and among the
+                # others'; the producer first asks for the topic while Kafka is down.
+                answers, server_ns, other_ns = {}, [], []
+                for part in range(4):
+                    base = 1 + part * 30
+                    server_ns += range(base, base + 10)
+                    other_ns += range(base + 10, base + 30)
+                    answers.update(post_many(bridge, "server", range(base, base + 10)))
+                    answers.update(post_many(bridge, "stack", range(base + 10, base + 20)))
+                    answers.update(post_many(bridge, "application",
+                                             range(base + 20, base + 30)))
+                self.assertEqual({s for s, _ in answers.values()}, {202})
+                since = len(bridge.logs)
+                kafka.up("all")
+                # Parked while Kafka was down (not acknowledged in time), then for the cause.
+                bridge.wait_log(lambda l: l.get("level") == "warn" and l.get("topic") == REFUSED
+                                and l.get("error") == "TOPIC_AUTHORIZATION_FAILED", 20,
+                                since=since)
+                got = consume_all(kafka, ["cloud66.stack", "cloud66.application"],
+                                  len(other_ns) + 1, 30000)
+                check_order(self, got, [0] + other_ns)
+                self.assert_parked_for_authorization(bridge)
+                self.clear_and_check_parked_events(kafka, bridge, server_ns, range(500, 510))
 
 
 class DeadLetterTest(unittest.TestCase):

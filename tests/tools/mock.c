@@ -19,10 +19,10 @@
  *                         at once; UNKNOWN_TOPIC_OR_PART after topic.metadata.propagation.max.ms).
  *                         Set it before the producer first asks for the topic: a producer that
  *                         knows the topic keeps producing until its next metadata refresh.
- *                         Careful: the mock answers with the topic's partitions next to the
- *                         error, and librdkafka before 2.10 (#4907) crashes on such an answer;
- *                         a producer with allow.auto.create.topics=false and a topic never
- *                         created is the safe way to have a topic refused.
+ *                         The mock answers with the topic's partitions next to the error:
+ *                         librdkafka 2.1 to 2.8 crash on such an answer (#4907); the 2.8.0
+ *                         scripts/install-deps builds is patched (scripts/patches/), the
+ *                         image's trixie package is not. See test_isolation.py's TopicErrorTest.
  *   quit                  (or EOF on stdin, SIGTERM, SIGINT) destroy the cluster, exit 0
  *
  * Each answer is "ok" or "error <reason>". Every command has taken effect inside the
