@@ -40,11 +40,14 @@ static const struct {
     {"client.id", "hookbridge"},
     {"statistics.interval.ms", "5000"}, /* feeds /metrics (broker states); 0 turns it off */
     /* A request is answered only after Kafka's ack, so each connection waits linger.ms plus a
-     * round trip per event: librdkafka's 5 ms made the bridge latency-bound. In scripts/bench,
-     * 1 ms gave 2 to 3 times the requests/s of 5 ms, and 1.25 to 1.5 times those of 0 ms (a
-     * Produce request per event or two, which keeps the broker thread busy). README
-     * "Performance" has the sweep. */
-    {"linger.ms", "1"},
+     * round trip per event: librdkafka's 5 ms made the bridge latency-bound. Below 1 ms the
+     * broker thread still sleeps in whole milliseconds when nothing else is produced (a lone
+     * webhook waits about 1 ms), while under load the next produce call sends the batch once
+     * linger.ms has passed. With scripts/patches/librdkafka-2.8.0-producer-busy-loop.patch,
+     * 0.2 ms gave 1.4 to 1.9 times the requests/s of 1 ms in scripts/bench (32 connections,
+     * one core), for about 10 % more CPU per request; without that patch any linger below
+     * 1 ms made the broker thread spin. docs/performance.md has the sweep. */
+    {"linger.ms", "0.2"},
     /* librdkafka's reconnect backoff grows to 10 s: after a short outage the brokers were back
      * seconds before it tried again. At most 1 s keeps recovery about a second (issue 11). */
     {"reconnect.backoff.max.ms", "1000"},

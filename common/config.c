@@ -151,7 +151,7 @@ static const cfg_option_t options[] = {
     {"kafka", CFG_FREEFORM, 0, "{}", 0, 0, NULL,
      "librdkafka properties, '.' written as '_' (bootstrap_servers = \"host:9092\"); passed "
      "through unchanged. Defaults: enable.idempotence=true, acks=all, statistics.interval.ms=5000, "
-     "linger.ms=1, reconnect.backoff.max.ms=1000.",
+     "linger.ms=0.2, reconnect.backoff.max.ms=1000.",
      0},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
