@@ -117,8 +117,9 @@ static const cfg_option_t options[] = {
     {"spool.commit_window_ms", CFG_INT, OFF(spool_commit_window_ms), "0", 0, 1000, NULL,
      "Group commit: wait this long before a sync (0: none); events spooled until it starts, "
      "and while it runs, share one fdatasync.", 0},
-    {"spool.drain_max_inflight", CFG_INT, OFF(spool_drain_max_inflight), "10000", 1, 1000000,
-     NULL, "Most spooled events being published at once while draining.", 0},
+    {"spool.drain_max_inflight", CFG_INT, OFF(spool_drain_max_inflight), "1000", 1, 1000000,
+     NULL, "Most spooled events being published at once while draining (each is held in memory "
+     "until Kafka acknowledges it).", 0},
     {"dead_letter.topic", CFG_STRING, OFF(dead_letter_topic), "cloud66.deadletter", 0, 249,
      NULL, "Topic that takes records Kafka refuses for good (hb_dlq_* headers name the original "
      "topic and the error); if it refuses too, they wait in <spool.dir>/deadletter/. Empty: "
