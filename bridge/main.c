@@ -1,6 +1,8 @@
 /* main.c: hookbridge's command line: run the daemon, check a config, inspect a spool, probe health. */
 #include <event2/event.h>
+#include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +324,14 @@ int main(int argc, char **argv) {
     if (!sighup || event_add(sighup, NULL)) {
         log_error("main", "cannot install signal handlers", NULL);
         goto done;
+    }
+    /* Before any thread starts (librdkafka's, the HTTP loops, the spool's sync): each inherits
+     * the policy of the thread that creates it. */
+    if (cfg->process_sched_batch) {
+        struct sched_param sp = {.sched_priority = 0};
+        if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+            log_warn("main", "cannot run under SCHED_BATCH, keeping the default policy", "error",
+                     strerror(errno), "option", "process.sched_batch", NULL);
     }
     rs.bridge = bridge_new(rs.base, cfg, err, sizeof err); /* takes cfg */
     cfg = NULL;

@@ -80,6 +80,7 @@ typedef struct hb_config {
     int64_t http_max_connections;    /* connection limits and TLS: bridge/conn.c */
     int64_t http_request_timeout_ms;
     int64_t http_max_headers;
+    int64_t process_sched_batch; /* bool: SCHED_BATCH for every thread (main.c) */
     int64_t http_workers; /* 0: one per CPU (bridge/workers.h: workers_count_from_config) */
     char *http_tls_cert_file; /* "" for plain HTTP */
     char *http_tls_key_file;

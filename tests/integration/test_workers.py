@@ -141,6 +141,35 @@ class WorkersTest(unittest.TestCase):
             status, _, data = first.post(body=body_for("second-daemon", 0),
                                          headers={"Content-Type": "application/json"})
             self.assertEqual(status, 202, data)
+    def test_every_thread_runs_under_the_configured_policy(self):
+        # process.sched_batch (default true): the event loops, librdkafka's threads and the
+        # spool's sync thread all under SCHED_BATCH (3); false leaves SCHED_OTHER (0). Field 41
+        # of /proc/PID/task/TID/stat is the thread's policy.
+        def policies(pid):
+            out = {}
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        stat = f.read()
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        comm = f.read().strip()
+                except FileNotFoundError:
+                    continue  # a thread that ended meanwhile
+                # comm (field 2) may hold spaces: split after its closing parenthesis
+                out[f"{comm}/{tid}"] = int(stat[stat.rindex(")") + 2:].split()[38])
+            return out
+
+        for batch, want in ((None, 3), (False, 0)):
+            extra = {} if batch is None else {"process": {"sched_batch": batch}}
+            with hbtest.Bridge(bootstrap=self.kafka, http={"workers": 2}, **extra) as bridge:
+                status, _, data = bridge.post(body=body_for("policy", 0),
+                                              headers={"Content-Type": "application/json"})
+                self.assertEqual(status, 202, data)
+                seen = policies(bridge.pid)
+                self.assertTrue(any(n.startswith("rdk:broker") for n in seen), seen)
+                self.assertGreaterEqual(len(seen), 4, seen)  # 2 loops, rdk:main, a broker
+                self.assertEqual({n: p for n, p in seen.items() if p != want}, {},
+                                 f"sched_batch={batch}: threads not under policy {want}")
 
 if __name__ == "__main__":
     unittest.main()
