@@ -44,9 +44,10 @@ static const struct {
      * broker thread still sleeps in whole milliseconds when nothing else is produced (a lone
      * webhook waits about 1 ms), while under load the next produce call sends the batch once
      * linger.ms has passed. With scripts/patches/librdkafka-2.8.0-producer-busy-loop.patch,
-     * 0.2 ms gave 1.4 to 1.9 times the requests/s of 1 ms in scripts/bench (32 connections,
-     * one core), for about 10 % more CPU per request; without that patch any linger below
-     * 1 ms made the broker thread spin. docs/performance.md has the sweep. */
+     * 0.2 ms gave 16,700 to 22,200 req/s against 11,000 to 17,300 for 1 ms (single bench rows,
+     * 32 connections, one core), at 39 to 47 µs per request against 34 to 46; without that
+     * patch any linger below 1 ms made the broker thread spin. 0 is faster still on one pinned
+     * core but collapses unpinned. docs/performance.md has the sweep. */
     {"linger.ms", "0.2"},
     /* librdkafka's reconnect backoff grows to 10 s: after a short outage the brokers were back
      * seconds before it tried again. At most 1 s keeps recovery about a second (issue 11). */
