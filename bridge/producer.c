@@ -40,14 +40,13 @@ static const struct {
     {"client.id", "hookbridge"},
     {"statistics.interval.ms", "5000"}, /* feeds /metrics (broker states); 0 turns it off */
     /* A request is answered only after Kafka's ack, so each connection waits linger.ms plus a
-     * round trip per event: librdkafka's 5 ms made the bridge latency-bound. Below 1 ms the
-     * broker thread still sleeps in whole milliseconds when nothing else is produced (a lone
-     * webhook waits about 1 ms), while under load the next produce call sends the batch once
-     * linger.ms has passed. With scripts/patches/librdkafka-2.8.0-producer-busy-loop.patch,
-     * 0.2 ms gave 16,700 to 22,200 req/s against 11,000 to 17,300 for 1 ms (single bench rows,
-     * 32 connections, one core), at 39 to 47 µs per request against 34 to 46; without that
-     * patch any linger below 1 ms made the broker thread spin. 0 is faster still on one pinned
-     * core but collapses unpinned. docs/performance.md has the sweep. */
+     * round trip per event: librdkafka's 5 ms made the bridge latency-bound. 0.2 ms needs both
+     * of our librdkafka patches: without producer-busy-loop any linger below 1 ms made the
+     * broker thread spin, and without sub-ms-linger it slept a whole millisecond (poll()).
+     * With both, single bench rows (32 connections, one core) at low steal gave 22,100 to
+     * 23,600 req/s at 39 to 41 µs per request and 92 % of the core, against 18,700 to 19,300
+     * at 80 to 83 % when 0.2 still meant 1 ms. 0 is faster still on one pinned core but
+     * collapses unpinned. docs/performance.md has the sweeps. */
     {"linger.ms", "0.2"},
     /* librdkafka's reconnect backoff grows to 10 s: after a short outage the brokers were back
      * seconds before it tried again. At most 1 s keeps recovery about a second (issue 11). */
