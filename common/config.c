@@ -1,6 +1,7 @@
 /* config.c: the option table, defaults, and the libconfig reader that checks a file against it. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
@@ -744,6 +745,87 @@ static int load_endpoints(hb_config_t *c, const config_setting_t *l, const char 
     return 0;
 }
 
+/* libconfig 1.5 (Debian 12's) reads a decimal integer beyond 32 bits that lacks the L suffix
+ * as a 32-bit one, without a word: 8589934592 becomes 0, 5368709120 becomes 1073741824 (so a
+ * 5 GiB spool.max_bytes would silently be 1 GiB). Finds the first such literal in the file's
+ * text, outside strings and comments (hexadecimal up to 0xffffffff is a bit pattern there, and
+ * is let through): its line, with the literal in lit, or 0 when there is none. */
+static int find_wide_int(const char *t, char *lit, size_t litlen) {
+    int line = 1;
+    const char *p = t;
+    while (*p) {
+        if (*p == '\n') {
+            line++, p++;
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+                line += *p == '\n';
+            p += *p ? 2 : 0;
+        } else if (*p == '"') {
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                line += *p == '\n';
+            }
+            p += *p ? 1 : 0;
+        } else if (isalpha((unsigned char)*p) || *p == '_' || *p == '*' || *p == '@') {
+            /* a name (it may hold digits and dashes), true/false, @include */
+            while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '*' || *p == '@')
+                p++;
+        } else if (isdigit((unsigned char)*p)) {
+            const char *start = p;
+            int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+            p += hex ? 2 : 0;
+            while (hex ? isxdigit((unsigned char)*p) : isdigit((unsigned char)*p))
+                p++;
+            if (!hex && (*p == '.' || *p == 'e' || *p == 'E')) { /* a float */
+                while (isalnum((unsigned char)*p) || *p == '.' ||
+                       ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E')))
+                    p++;
+                continue;
+            }
+            if (*p == 'L') { /* 64 bits, as asked */
+                while (*p == 'L')
+                    p++;
+                continue;
+            }
+            int neg = start > t && start[-1] == '-';
+            errno = 0;
+            unsigned long long v = strtoull(start, NULL, hex ? 16 : 10);
+            if (errno == ERANGE || v > (hex ? 0xffffffffULL : neg ? 2147483648ULL : 2147483647ULL)) {
+                snprintf(lit, litlen, "%s%.*s", neg ? "-" : "", (int)(p - start), start);
+                return line;
+            }
+        } else {
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* The file's whole text, or NULL (out of memory or a read error). */
+static char *read_all(FILE *f) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - 1 - len, f);
+        if (ferror(f))
+            break;
+        if (len < cap - 1) {
+            buf[len] = '\0';
+            return buf;
+        }
+        char *nbuf = realloc(buf, cap * 2);
+        if (!nbuf)
+            break;
+        buf = nbuf, cap *= 2;
+    }
+    free(buf);
+    return NULL;
+}
+
 hb_config_t *config_load(const char *path, char *errstr, size_t errlen) {
     config_t lc;
     hb_config_t *c = NULL;
@@ -754,10 +836,30 @@ hb_config_t *config_load(const char *path, char *errstr, size_t errlen) {
         goto fail;
     }
     int ok = config_read(&lc, f);
+    char *text = NULL;
+    if (ok) {
+        rewind(f);
+        text = read_all(f);
+    }
     fclose(f);
     if (!ok) {
         set_errf(errstr, errlen, "%s:%d: %s", path, config_error_line(&lc),
                  config_error_text(&lc));
+        goto fail;
+    }
+    if (!text) {
+        set_errf(errstr, errlen, "%s: cannot read: %s", path,
+                 errno ? strerror(errno) : "out of memory");
+        goto fail;
+    }
+    char lit[64];
+    int wide_line = find_wide_int(text, lit, sizeof lit);
+    free(text);
+    if (wide_line) {
+        set_errf(errstr, errlen,
+                 "%s:%d: %s does not fit in 32 bits, and libconfig would read it as another "
+                 "number: write %sL",
+                 path, wide_line, lit, lit);
         goto fail;
     }
     if (!(c = config_new()) || !(c->path = strdup(path))) {

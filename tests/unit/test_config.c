@@ -30,6 +30,33 @@ static hb_config_t *load_text(const char *text, char *err, size_t errlen) {
     return c;
 }
 
+/* libconfig 1.5 reads 5368709120 as 1073741824 unless it is written 5368709120L: the loader
+ * refuses such a literal with its line, and takes the L form, and big numbers in strings and
+ * comments, as they are. */
+static void test_wide_integers_need_the_L_suffix(void **state) {
+    (void)state;
+    char err[512];
+    hb_config_t *c = load_text("# spool.max_bytes\nspool = {\n  max_bytes = 5368709120;\n};\n",
+                               err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, ":3: 5368709120 does not fit in 32 bits"));
+    assert_non_null(strstr(err, "write 5368709120L"));
+    c = load_text("kafka = { message_timeout_ms = -3000000000; };\n", err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, ":1: -3000000000 does not fit"));
+
+    c = load_text("# 99999999999 in a comment\n"
+                  "/* and 99999999999\n here */\n"
+                  "http = { path = \"/hooks/99999999999\"; };\n"
+                  "spool = { max_bytes = 5368709120L; };\n"
+                  "kafka = { batch_size = 2147483647; linger_ms = 1.5e10; acks = \"-1\"; };\n",
+                  err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->spool_max_bytes, 5368709120LL);
+    assert_string_equal(c->http_path, "/hooks/99999999999");
+    config_free(c);
+}
+
 static void test_defaults(void **state) {
     (void)state;
     hb_config_t *c = config_new();
@@ -442,6 +469,7 @@ static void test_docs_cover_table(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_wide_integers_need_the_L_suffix),
         cmocka_unit_test(test_values_and_kafka_passthrough),
         cmocka_unit_test(test_errors_name_line_and_reason),
         cmocka_unit_test(test_endpoints_overlay_the_top_level),
