@@ -221,9 +221,13 @@ h1_result_t h1_parse_head(const char *p, size_t n, const h1_limits_t *lim, h1_re
                 return bad(err, "more than one Host field");
         } else if (h1_str_ieq(f.name, "Connection")) {
             read_connection(f.value, &close, &keep);
-        } else if (h1_str_ieq(f.name, "Expect")) {
-            if (h1_str_ieq(f.value, "100-continue"))
-                req->expect_continue = 1;
+        } else if (h1_str_ieq(f.name, "Expect") && req->minor == 1) {
+            /* RFC 9110 10.1.1: 100-continue is the only expectation; a server MAY answer 417
+             * to any other, and does here: what the client waits for would never come. An
+             * HTTP/1.0 client's Expect is ignored (RFC 9110 10.1.1). */
+            if (!h1_str_ieq(f.value, "100-continue"))
+                return fail(err, 417, "expectation_failed", "an Expect other than 100-continue");
+            req->expect_continue = 1;
         }
     }
     req->head_len = eol + 2;

@@ -78,9 +78,9 @@ typedef struct h1_limits {
 } h1_limits_t;
 
 typedef struct h1_error {
-    int status;       /* 400, 413, 431 or 505 */
-    const char *code; /* "bad_request", "body_too_large", "headers_too_large",
-                         "version_not_supported" */
+    int status;       /* 400, 413, 417, 431 or 505 */
+    const char *code; /* "bad_request", "body_too_large", "expectation_failed",
+                         "headers_too_large", "version_not_supported" */
     char detail[128]; /* what was wrong, in words; never echoes request bytes */
 } h1_error_t;
 
@@ -101,7 +101,7 @@ typedef struct h1_request {
     h1_framing_t framing;
     uint64_t content_length; /* H1_BODY_LENGTH */
     int keep_alive;         /* by version and the Connection field */
-    int expect_continue;    /* Expect: 100-continue */
+    int expect_continue;    /* Expect: 100-continue (HTTP/1.1; any other Expect is a 417) */
 } h1_request_t;
 
 /* Parses the head at p[0..n). H1_DONE fills *req; H1_MORE: no error yet, the head is not

@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     h1_error_t e;
     h1_result_t res = parse(p, size, &r, f, &e);
     if (res == H1_ERROR) {
-        if (!e.code || !e.detail[0] || (e.status != 400 && e.status != 413 && e.status != 431 &&
-                                        e.status != 505))
+        if (!e.code || !e.detail[0] || (e.status != 400 && e.status != 413 && e.status != 417 &&
+                                        e.status != 431 && e.status != 505))
             abort();
         return 0;
     }

@@ -143,6 +143,8 @@ def hostile_requests(tag_of):
          len(ev("ctl")) + ev("ctl"), 400),
         ("HTTP/2.0 line", h.replace(b"HTTP/1.1", b"HTTP/2.0") + b"Content-Length: %d\r\n\r\n" %
          len(ev("h2")) + ev("h2"), 505),
+        ("other Expect", h + b"Expect: 200-ok\r\nContent-Length: %d\r\n\r\n" % len(ev("expect")) +
+         ev("expect"), 417),
         ("header bytes", h + b"X-Pad: " + b"p" * 20000 + b"\r\nContent-Length: %d\r\n\r\n" %
          len(ev("pad")) + ev("pad"), 431),
     ]
@@ -185,12 +187,12 @@ class HostileTest(unittest.TestCase):
                     self.assertEqual(headers.get("connection"), "close")
                     answer = json.loads(body)
                     self.assertIn(answer["error"], ("bad_request", "headers_too_large",
-                                                    "version_not_supported"))
+                                                    "version_not_supported", "expectation_failed"))
                     self.assertTrue(answer["detail"])
             # Counted: every answer is in the metrics, under "other".
             m = metrics(bridge)
             counted = sum(m.get("hookbridge_http_requests_total", endpoint="other",
-                                status=str(s)) or 0 for s in (400, 431, 505))
+                                status=str(s)) or 0 for s in (400, 417, 431, 505))
             self.assertEqual(counted, len(cases))
             # The daemon still serves; nothing of the refused requests reached Kafka.
             ok = self.tag("ok")

@@ -78,6 +78,8 @@ static void test_refused(void **state) {
         {"HTTP/1.2", "POST /p HTTP/1.2\r\nHost: x\r\n\r\n", 505},
         {"body too large", OK_HEAD "Content-Length: 1001\r\n\r\n", 413},
         {"huge length", OK_HEAD "Content-Length: 99999999999999999999999\r\n\r\n", 413},
+        {"other Expect", OK_HEAD "Expect: 200-ok\r\nContent-Length: 5\r\n\r\n", 417},
+        {"Expect list", OK_HEAD "Expect: 100-continue, x\r\n\r\n", 417},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         parsed_t p;
@@ -132,6 +134,12 @@ static void test_valid(void **state) {
     parse(OK_HEAD "Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n", &p);
     assert_int_equal(p.r, H1_DONE);
     assert_true(p.req.expect_continue);
+    parse(OK_HEAD "Expect: 100-CONTINUE\r\n\r\n", &p); /* case-insensitive (RFC 9110 10.1.1) */
+    assert_int_equal(p.r, H1_DONE);
+    assert_true(p.req.expect_continue);
+    parse("POST /p HTTP/1.0\r\nExpect: 200-ok\r\n\r\n", &p); /* 1.0: Expect is ignored */
+    assert_int_equal(p.r, H1_DONE);
+    assert_false(p.req.expect_continue);
     parse(OK_HEAD "X-Obs: caf\xc3\xa9\r\n\r\n", &p); /* obs-text is allowed in values */
     assert_int_equal(p.r, H1_DONE);
 }
