@@ -745,9 +745,11 @@ static int load_endpoints(hb_config_t *c, const config_setting_t *l, const char 
     return 0;
 }
 
-/* libconfig 1.5 (Debian 12's) reads a decimal integer beyond 32 bits that lacks the L suffix
- * as a 32-bit one, without a word: 8589934592 becomes 0, 5368709120 becomes 1073741824 (so a
- * 5 GiB spool.max_bytes would silently be 1 GiB). Finds the first such literal in the file's
+/* libconfig documents that a 64-bit integer needs the L suffix; 1.5 (Debian 12's) reads a
+ * decimal integer beyond 32 bits without it as a 32-bit one, without a word: 8589934592 becomes
+ * 0, 5368709120 becomes 1073741824 (so a 5 GiB spool.max_bytes would silently be 1 GiB). The
+ * same file is refused whatever libconfig the build has, so that it means one thing on every
+ * host and in the image. Finds the first such literal in the file's
  * text, outside strings and comments (hexadecimal up to 0xffffffff is a bit pattern there, and
  * is let through): its line, with the literal in lit, or 0 when there is none. */
 static int find_wide_int(const char *t, char *lit, size_t litlen) {
@@ -857,8 +859,8 @@ hb_config_t *config_load(const char *path, char *errstr, size_t errlen) {
     free(text);
     if (wide_line) {
         set_errf(errstr, errlen,
-                 "%s:%d: %s does not fit in 32 bits, and libconfig would read it as another "
-                 "number: write %sL",
+                 "%s:%d: %s does not fit in 32 bits: write %sL (libconfig takes an integer "
+                 "without the L as a 32-bit one, and Debian 12's changes it silently)",
                  path, wide_line, lit, lit);
         goto fail;
     }
