@@ -837,26 +837,23 @@ hb_config_t *config_load(const char *path, char *errstr, size_t errlen) {
         set_errf(errstr, errlen, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
-    int ok = config_read(&lc, f);
-    char *text = NULL;
-    if (ok) {
-        rewind(f);
-        text = read_all(f);
-    }
+    /* Read once: libconfig parses the text, and find_wide_int looks at its literals. */
+    char *text = read_all(f);
     fclose(f);
-    if (!ok) {
-        set_errf(errstr, errlen, "%s:%d: %s", path, config_error_line(&lc),
-                 config_error_text(&lc));
-        goto fail;
-    }
     if (!text) {
         set_errf(errstr, errlen, "%s: cannot read: %s", path,
                  errno ? strerror(errno) : "out of memory");
         goto fail;
     }
+    int ok = config_read_string(&lc, text);
     char lit[64];
-    int wide_line = find_wide_int(text, lit, sizeof lit);
+    int wide_line = ok ? find_wide_int(text, lit, sizeof lit) : 0;
     free(text);
+    if (!ok) {
+        set_errf(errstr, errlen, "%s:%d: %s", path, config_error_line(&lc),
+                 config_error_text(&lc));
+        goto fail;
+    }
     if (wide_line) {
         set_errf(errstr, errlen,
                  "%s:%d: %s does not fit in 32 bits: write %sL (libconfig takes an integer "

@@ -42,16 +42,14 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         p->delivered++;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_ms(void) {
+    return now_us() / 1000;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -62,6 +60,33 @@ static int cmp_i64(const void *a, const void *b) {
 static void set(rd_kafka_conf_t *conf, const char *name, const char *value) {
     char err[256];
     assert_int_equal(rd_kafka_conf_set(conf, name, value, err, sizeof err), RD_KAFKA_CONF_OK);
+}
+
+/* A mock cluster of one broker with TOPIC (one partition), hosted by *host (destroy the cluster,
+ * then *host). */
+static rd_kafka_mock_cluster_t *mock_start(rd_kafka_t **host) {
+    char err[512];
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    set(mconf, "log_level", "3"); /* the handle only hosts the cluster: no bootstrap warning */
+    *host = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof err);
+    assert_non_null(*host);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(*host, 1);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    return mc;
+}
+
+/* A producer as the daemon sets one up (idempotence, acks=all) with linger_ms, reporting
+ * deliveries to p. */
+static rd_kafka_conf_t *producer_conf(const char *bootstraps, const char *linger_ms, probe_t *p) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", bootstraps);
+    set(conf, "enable.idempotence", "true");
+    set(conf, "acks", "all");
+    set(conf, "linger.ms", linger_ms);
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    return conf;
 }
 
 /* Sums "wakeups" and "tx" (requests sent) over the brokers of a statistics JSON. */
@@ -94,24 +119,13 @@ static void t_ready_batch_waiting_for_the_in_flight_cap_sleeps(void **state) {
     probe_t p = {0};
     char err[512];
 
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    set(mconf, "log_level", "3"); /* the handle only hosts the cluster: no bootstrap warning */
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof err);
-    assert_non_null(mrk);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
-    assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_t *mrk;
+    rd_kafka_mock_cluster_t *mc = mock_start(&mrk);
     assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 1, 30), RD_KAFKA_RESP_ERR_NO_ERROR);
 
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mc));
-    set(conf, "enable.idempotence", "true");
-    set(conf, "acks", "all");
-    set(conf, "linger.ms", "0");
+    rd_kafka_conf_t *conf = producer_conf(rd_kafka_mock_cluster_bootstraps(mc), "0", &p);
     set(conf, "statistics.interval.ms", "100");
-    rd_kafka_conf_set_opaque(conf, &p);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     assert_non_null(rk);
 
@@ -176,13 +190,7 @@ static void t_ready_batch_waiting_for_the_in_flight_cap_sleeps(void **state) {
 static int64_t median_ack_us(const char *bootstraps, const char *linger_ms, int n) {
     probe_t p = {0};
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    set(conf, "bootstrap.servers", bootstraps);
-    set(conf, "enable.idempotence", "true");
-    set(conf, "acks", "all");
-    set(conf, "linger.ms", linger_ms);
-    rd_kafka_conf_set_opaque(conf, &p);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_t *conf = producer_conf(bootstraps, linger_ms, &p);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     assert_non_null(rk);
 
@@ -217,14 +225,8 @@ static int64_t median_ack_us(const char *bootstraps, const char *linger_ms, int 
  * time against a constant, so a slow machine (valgrind, sanitizers) slows both alike. */
 static void t_linger_below_one_millisecond_is_honoured(void **state) {
     (void)state;
-    char err[512];
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    set(mconf, "log_level", "3");
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof err);
-    assert_non_null(mrk);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
-    assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_t *mrk;
+    rd_kafka_mock_cluster_t *mc = mock_start(&mrk);
     const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
 
     int64_t sub = median_ack_us(boot, "0.2", 200), one = median_ack_us(boot, "1", 200);
