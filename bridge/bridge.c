@@ -259,6 +259,7 @@ bridge_t *bridge_new(struct event_base *base, hb_config_t *cfg, char *errstr, si
         .max_bytes = (uint64_t)cfg->spool_max_bytes,
         .min_free_bytes = (uint64_t)cfg->spool_min_free_bytes,
         .segment_bytes = (uint64_t)cfg->spool_segment_bytes,
+        .prealloc_bytes = (uint64_t)cfg->spool_prealloc_bytes,
     };
     spool_t *spool = spool_open(&so, errstr, errlen);
     if (!spool)

@@ -112,7 +112,8 @@ static int cmd_spool_drain(int argc, char **argv) {
     spool_opts_t so = {.dir = cfg->spool_dir,
                        .max_bytes = (uint64_t)cfg->spool_max_bytes,
                        .min_free_bytes = (uint64_t)cfg->spool_min_free_bytes,
-                       .segment_bytes = (uint64_t)cfg->spool_segment_bytes};
+                       .segment_bytes = (uint64_t)cfg->spool_segment_bytes,
+                       .prealloc_bytes = (uint64_t)cfg->spool_prealloc_bytes};
     spool_t *spool = spool_open(&so, err, sizeof err);
     if (!spool) {
         fprintf(stderr, "hookbridge: %s\n", err);

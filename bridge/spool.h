@@ -31,7 +31,10 @@
  *                                   lexical order of the names is the seq order
  * <dir>/quarantine/                 corrupt segments and record bytes moved aside at open
  *
- * Segment file = header, then records back to back (no padding):
+ * Segment file = header, then records back to back (no padding). The active segment may end in
+ * zeros, written ahead of its records (spool_opts.prealloc_bytes): zeros from where a record
+ * should start to the end of the file are unused room, not a torn write; recovery cuts them off
+ * and `spool inspect` shows them as preallocated=N. A record never starts with a zero byte.
  *
  *   0      4      6      8                      16     20
  *   +------+------+------+----------------------+------+
@@ -100,7 +103,7 @@ typedef struct spool spool_t;
  * They cover the segment files (header and record writes, spool_sync's fdatasync); the
  * checkpoint and quarantine copies use POSIX directly. */
 typedef struct spool_io {
-    ssize_t (*write)(int fd, const void *buf, size_t n);
+    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
     int (*fdatasync)(int fd);
 } spool_io_t;
 
@@ -109,6 +112,8 @@ typedef struct spool_opts {
     uint64_t max_bytes;        /* cap on the segments' total size; 0 = 1 GiB */
     uint64_t min_free_bytes;   /* refuse appends when the filesystem has less free; 0 = none */
     uint64_t segment_bytes;    /* start a new segment past this size; 0 = 64 MiB */
+    uint64_t prealloc_bytes;   /* zeros written ahead of the active segment's last record, so
+                                * a batch's fdatasync need not commit the file's growth; 0 = off */
     const spool_io_t *io;      /* NULL = POSIX */
 } spool_opts_t;
 
@@ -123,7 +128,7 @@ typedef struct spool_stats {
                                 * have been acked before a crash (the spool cannot tell which,
                                 * so this is an upper bound on the duplicates) */
     uint64_t quarantined;      /* corrupt records or segments moved aside, since open */
-    uint64_t truncated_bytes;  /* torn-tail bytes cut at open */
+    uint64_t truncated_bytes;  /* torn-tail bytes cut at open (with any zeros after them) */
     uint64_t sync_count;       /* fdatasync calls, to see group commit work */
 } spool_stats_t;
 

@@ -109,6 +109,7 @@ typedef struct hb_config {
     int64_t spool_max_bytes;
     int64_t spool_min_free_bytes;
     int64_t spool_segment_bytes;
+    int64_t spool_prealloc_bytes;
     int64_t spool_commit_window_ms;
     int64_t spool_drain_max_inflight;
 

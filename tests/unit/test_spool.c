@@ -675,15 +675,15 @@ static void test_max_bytes(void **state) {
 
 /* A write hook that fails or shortens chosen calls. */
 static int wr_calls, wr_fail_at, wr_fail_errno, wr_short_at;
-static ssize_t hook_write(int fd, const void *buf, size_t n) {
+static ssize_t hook_write(int fd, const void *buf, size_t n, off_t off) {
     wr_calls++;
     if (wr_calls == wr_short_at && n > 1)
-        return write(fd, buf, n / 2);
+        return pwrite(fd, buf, n / 2, off);
     if (wr_calls == wr_fail_at) {
         errno = wr_fail_errno;
         return -1;
     }
-    return write(fd, buf, n);
+    return pwrite(fd, buf, n, off);
 }
 
 static int sync_calls, sync_fail_at;
@@ -1172,6 +1172,162 @@ static void test_golden_fixture(void **state) {
 
 static int skip_topic(void *arg, const char *topic) { return strcmp(topic, (const char *)arg) == 0; }
 
+/* ---- zeros written ahead (spool_opts.prealloc_bytes) ------------------------------------------ */
+
+#define PREALLOC (64u << 10)
+
+static spool_t *open_prealloc(fx_t *f, const spool_io_t *io) {
+    char err[256] = "";
+    spool_opts_t o = {.dir = f->dir, .prealloc_bytes = PREALLOC, .io = io};
+    spool_t *s = spool_open(&o, err, sizeof err);
+    if (!s)
+        print_error("spool_open: %s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
+/* The file runs ahead of the records in zeros; the spool counts only the records, and a
+ * close cuts the zeros off. */
+static void test_prealloc_runs_ahead_and_close_trims(void **state) {
+    fx_t *f = *state;
+    f->s = open_prealloc(f, NULL);
+    for (int i = 1; i <= 3; i++)
+        append_i(f->s, i, 100);
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    spool_stats_t st;
+    spool_stats(f->s, &st);
+    off_t on_disk = fsize(fpath(f, SEG1));
+    /* Filled once, at the first record, to prealloc_bytes past it. */
+    assert_true(on_disk > (off_t)st.bytes && on_disk <= (off_t)(st.bytes + PREALLOC));
+    int rc;
+    char *out = inspect_to_string(f->dir, 0, &rc);
+    assert_int_equal(rc, 0); /* the zeros are no tear */
+    char want[64];
+    snprintf(want, sizeof want, " preallocated=%lld records=3 first=1 last=3 status=ok",
+             (long long)(on_disk - (off_t)st.bytes));
+    assert_non_null(strstr(out, want));
+    free(out);
+    spool_close(f->s);
+    f->s = NULL;
+    assert_int_equal(fsize(fpath(f, SEG1)), (off_t)st.bytes);
+    f->s = open_prealloc(f, NULL);
+    spool_stats(f->s, &st);
+    assert_int_equal(st.truncated_bytes, 0);
+    assert_int_equal(st.quarantined, 0);
+    for (int i = 1; i <= 3; i++)
+        expect_next(f->s, i, 100, (uint64_t)i);
+    expect_eof(f->s);
+}
+
+/* Records that outgrow the zeros get more of them: each record lands at its offset, in order,
+ * and the file is never more than prealloc_bytes ahead of the last record. */
+static void test_prealloc_extends_in_steps(void **state) {
+    fx_t *f = *state;
+    f->s = open_prealloc(f, NULL);
+    const int n = 400; /* about 4 times PREALLOC */
+    for (int i = 1; i <= n; i++) {
+        append_i(f->s, i, 600);
+        spool_stats_t st;
+        spool_stats(f->s, &st);
+        off_t on_disk = fsize(fpath(f, SEG1));
+        assert_true(on_disk >= (off_t)st.bytes);
+        assert_true(on_disk <= (off_t)(st.bytes + PREALLOC));
+    }
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    for (int i = 1; i <= n; i++)
+        expect_next(f->s, i, 600, (uint64_t)i);
+    expect_eof(f->s);
+}
+
+/* A crash (no spool_close) leaves the zeros: recovery takes them as the end, silently, cuts
+ * them off and loses nothing; a torn record in front of them is a torn tail, counted without
+ * them. */
+static void test_prealloc_crash_recovers_clean(void **state) {
+    fx_t *f = *state;
+    const int n = 50;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256];
+        spool_opts_t o = {.dir = f->dir, .prealloc_bytes = PREALLOC};
+        spool_t *s = spool_open(&o, err, sizeof err);
+        if (!s)
+            _exit(2);
+        for (int i = 1; i <= n; i++) {
+            msg_t m;
+            make_msg(&m, i, 200);
+            if (spool_append(s, &m, NULL) != HB_OK)
+                _exit(3);
+            msg_free(&m);
+        }
+        _exit(spool_sync(s) == HB_OK ? 0 : 4);
+    }
+    int wst;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst));
+    assert_int_equal(WEXITSTATUS(wst), 0);
+    size_t len;
+    unsigned char *b = slurp(fpath(f, SEG1), &len);
+    size_t end = len;
+    while (end > 0 && b[end - 1] == 0)
+        end--;
+    assert_true(len - end > PREALLOC / 2); /* the child's zeros are there */
+
+    int lfd = capture_log(f);
+    f->s = open_prealloc(f, NULL);
+    spool_stats_t st;
+    spool_stats(f->s, &st);
+    assert_int_equal(st.truncated_bytes, 0);
+    assert_int_equal(st.quarantined, 0);
+    assert_int_equal(spool_pending(f->s), (uint64_t)n);
+    assert_int_equal(fsize(fpath(f, SEG1)), (off_t)end);
+    char *log = read_log(lfd);
+    assert_null(strstr(log, "torn"));
+    free(log);
+    for (int i = 1; i <= n; i++)
+        expect_next(f->s, i, 200, (uint64_t)i);
+    expect_eof(f->s);
+    spool_close(f->s);
+    f->s = NULL;
+
+    /* Again with the last record torn: its last 5 bytes lost, zeros after it. */
+    memset(b + end - 5, 0, 5);
+    spit(fpath(f, SEG1), b, len);
+    f->s = open_prealloc(f, NULL);
+    spool_stats(f->s, &st);
+    assert_int_equal(spool_pending(f->s), (uint64_t)n - 1);
+    /* Cut back to where the torn record began; counted with the zeros after it. */
+    off_t cut = fsize(fpath(f, SEG1));
+    assert_true(cut < (off_t)end - 200);
+    assert_int_equal(st.truncated_bytes, len - (size_t)cut);
+    log = read_log(lfd);
+    assert_non_null(strstr(log, "torn tail truncated"));
+    free(log);
+    free(b);
+    close(lfd);
+}
+
+/* A disk that refuses the zeros only ends the zero-filling: the record itself is written, the
+ * batch syncs, and the file holds the records and nothing after them. */
+static void test_prealloc_failure_is_not_an_append_failure(void **state) {
+    fx_t *f = *state;
+    hooks_reset();
+    wr_fail_at = 2; /* 1: segment header, 2: the first zeros */
+    wr_fail_errno = ENOSPC;
+    f->s = open_prealloc(f, &hooks);
+    append_i(f->s, 1, 100);
+    append_i(f->s, 2, 100);
+    assert_int_equal(spool_sync(f->s), HB_OK);
+    spool_stats_t st;
+    spool_stats(f->s, &st);
+    assert_int_equal(fsize(fpath(f, SEG1)), (off_t)st.bytes);
+    assert_int_equal(wr_calls, 4); /* header, failed zeros, two records: no zeros retried */
+    reopen(f);
+    expect_next(f->s, 1, 100, 1);
+    expect_next(f->s, 2, 100, 2);
+    expect_eof(f->s);
+}
+
 static void expect_next_skip(spool_t *s, const char *skip, int i, uint64_t want_seq) {
     msg_t m;
     uint64_t seq = 0;
@@ -1313,6 +1469,10 @@ int main(void) {
         T(test_split_sync_fails_when_a_roll_dropped_its_batch),
         T(test_checkpoint_prevents_replay),
         T(test_crash_replays_bounded),
+        T(test_prealloc_runs_ahead_and_close_trims),
+        T(test_prealloc_extends_in_steps),
+        T(test_prealloc_crash_recovers_clean),
+        T(test_prealloc_failure_is_not_an_append_failure),
         T(test_second_open_fails),
         T(test_inspect),
         T(test_golden_bytes),
