@@ -87,11 +87,11 @@ static const cfg_option_t options[] = {
     {"admin.listen", CFG_STRING, OFF(admin_listen), "127.0.0.1:8081", 0, 300, NULL,
      "Admin listener (/healthz, /readyz, /metrics), HOST:PORT; empty turns it off.", 0},
     {"process.sched_batch", CFG_BOOL, OFF(process_sched_batch), "true", 0, 1, NULL,
-     "Run every thread under SCHED_BATCH: the kernel then hands the core from one of "
-     "hookbridge's threads to another (the event loop, librdkafka's) when one waits, not at "
-     "each wake-up, so work passes between them in batches (4 to 5 times fewer context "
-     "switches on one core). false: the default policy, for a host where hookbridge shares its "
-     "cores with latency-critical work.", 0},
+     "Run every thread but the spool's sync thread under SCHED_BATCH: the kernel then hands "
+     "the core from one of hookbridge's threads to another (the event loop, librdkafka's) when "
+     "one waits, not at each wake-up, so work passes between them in batches (4 to 5 times "
+     "fewer context switches on one core). false: the default policy, for a host where "
+     "hookbridge shares its cores with latency-critical work.", 0},
     {"log.level", CFG_ENUM, OFF(log_level), "info", 0, 0, level_choices,
      "Least severe level logged: debug, info, warn, error or off.", CFG_F_RELOAD},
     {"envelope.source", CFG_STRING, OFF(envelope_source), "/cloud66", 1, 512, NULL,
