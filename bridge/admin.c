@@ -354,7 +354,9 @@ static void render_spool(admin_t *a, buf_t *b, const dispatch_stats_t *st) {
     double age = 0;
     if (ss.oldest_accept_ms > 0 && hbtime_now_ms() > ss.oldest_accept_ms)
         age = (double)(hbtime_now_ms() - ss.oldest_accept_ms) / 1000.0;
-    head(b, "hookbridge_spool_bytes", "gauge", "On-disk size of the live spool segments.");
+    head(b, "hookbridge_spool_bytes", "gauge",
+         "On-disk size of the live spool segments' records (without the zeros written ahead "
+         "of them, spool.prealloc_bytes).");
     sample_u64(b, "hookbridge_spool_bytes", ss.bytes);
     head(b, "hookbridge_spool_max_bytes", "gauge", "spool.max_bytes: webhooks get 503 past it.");
     sample_u64(b, "hookbridge_spool_max_bytes", a->spool_max_bytes);
