@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,9 @@ static void test_rfc3720_vectors(void **state) {
     assert_int_equal(crc32c(b, sizeof b), 0x113FDB5Cu);
 }
 
-/* Every length and start alignment around the 8-byte fast path agrees with the reference. */
+/* Every length and start alignment around the 8-byte fast paths agrees with the reference,
+ * for the function the spool calls (the CPU's instruction where it has one) and for the tables,
+ * starting from 0 and from a running value. */
 static void test_matches_reference(void **state) {
     (void)state;
     unsigned char buf[600];
@@ -51,8 +54,35 @@ static void test_matches_reference(void **state) {
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (unsigned char)rand();
     for (size_t start = 0; start < 9; start++)
-        for (size_t n = 0; n + start <= sizeof buf; n += (n < 40 ? 1 : 37))
-            assert_int_equal(crc32c(buf + start, n), ref_crc32c(buf + start, n));
+        for (size_t n = 0; n + start <= sizeof buf; n += (n < 40 ? 1 : 37)) {
+            uint32_t want = ref_crc32c(buf + start, n);
+            assert_int_equal(crc32c(buf + start, n), want);
+            assert_int_equal(crc32c_update_sw(0, buf + start, n), want);
+            uint32_t head = ref_crc32c(buf, start);
+            uint32_t whole = ref_crc32c(buf, start + n);
+            assert_int_equal(crc32c_update(head, buf + start, n), whole);
+            assert_int_equal(crc32c_update_sw(head, buf + start, n), whole);
+        }
+}
+
+/* The instruction is used exactly where the kernel reports it (x86-64: the sse4_2 flag of
+ * /proc/cpuinfo), so the check above held the path the spool runs; the log says which. */
+static void test_path(void **state) {
+    (void)state;
+    int want = 0;
+#if defined(__x86_64__)
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0) {
+            want = strstr(line, " sse4_2") != NULL;
+            break;
+        }
+    if (f)
+        fclose(f);
+#endif
+    print_message("crc32c: %s\n", crc32c_hw() ? "CPU instruction (SSE4.2)" : "tables");
+    assert_int_equal(crc32c_hw(), want);
 }
 
 /* Splitting the input anywhere gives the same CRC as one call. */
@@ -72,6 +102,7 @@ int main(void) {
         cmocka_unit_test(test_rfc3720_vectors),
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
