@@ -84,6 +84,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "msg.h"
@@ -105,12 +106,17 @@ typedef struct spool spool_t;
 typedef struct spool_io {
     ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
     int (*fdatasync)(int fd);
+    int (*fstatvfs)(int fd, struct statvfs *out); /* the min_free_bytes check's view */
 } spool_io_t;
 
 typedef struct spool_opts {
     const char *dir;           /* created if missing (one level); locked with flock() */
     uint64_t max_bytes;        /* cap on the segments' total size; 0 = 1 GiB */
-    uint64_t min_free_bytes;   /* refuse appends when the filesystem has less free; 0 = none */
+    uint64_t min_free_bytes;   /* refuse an append that would leave the filesystem less free
+                                * (its record and any zeros it writes ahead); 0 = none. The
+                                * free space is read again at least every 1 MiB appended and
+                                * every 100 ms of accept_ms, and on every append once less than
+                                * twice what was appended since is left. */
     uint64_t segment_bytes;    /* start a new segment past this size; 0 = 64 MiB */
     uint64_t prealloc_bytes;   /* zeros written ahead of the active segment's last record, so
                                 * a batch's fdatasync need not commit the file's growth; 0 = off */

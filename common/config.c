@@ -118,7 +118,11 @@ static const cfg_option_t options[] = {
     {"spool.max_bytes", CFG_INT, OFF(spool_max_bytes), "1073741824", 1 * MiB, 1024 * GiB, NULL,
      "Spool size cap; when full, webhooks get 503 with Retry-After.", 0},
     {"spool.min_free_bytes", CFG_INT, OFF(spool_min_free_bytes), "104857600", 0, 1024 * GiB,
-     NULL, "Refuse to spool when the filesystem has less free space than this.", 0},
+     NULL,
+     "Refuse to spool an event that would leave the filesystem less free space than this (its "
+     "record and the zeros of spool.prealloc_bytes it may write). Free space is read again at "
+     "least every 1 MiB spooled and every 100 ms, and on every event near the limit.",
+     0},
     {"spool.segment_bytes", CFG_INT, OFF(spool_segment_bytes), "67108864", 64 * KiB, 4 * GiB,
      NULL, "Start a new segment file past this size.", 0},
     {"spool.prealloc_bytes", CFG_INT, OFF(spool_prealloc_bytes), "1048576", 0, 256 * MiB, NULL,

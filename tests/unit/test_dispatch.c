@@ -54,7 +54,7 @@ static int hook_fdatasync(int fd) {
     return fdatasync(fd);
 }
 
-static const spool_io_t hooks = {NULL, hook_fdatasync};
+static const spool_io_t hooks = {NULL, hook_fdatasync, NULL};
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 

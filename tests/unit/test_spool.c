@@ -696,7 +696,7 @@ static int hook_fdatasync(int fd) {
     return fdatasync(fd);
 }
 
-static const spool_io_t hooks = {hook_write, hook_fdatasync};
+static const spool_io_t hooks = {hook_write, hook_fdatasync, NULL};
 
 static void hooks_reset(void) {
     wr_calls = wr_fail_at = wr_fail_errno = wr_short_at = 0;
@@ -957,6 +957,103 @@ static void test_checkpoint_prevents_replay(void **state) {
     assert_int_equal(st.replayed, 0);
     assert_int_equal(count_files(f->dir, ".seg"), 0);
     assert_int_equal(append_i(f->s, 6, 30), 6);
+}
+
+
+/* ---- min_free_bytes: the free space left on the filesystem ------------------------------------ */
+
+/* A filesystem of fs_avail bytes free before the test, less every byte the spool writes. */
+static uint64_t fs_avail, fs_written;
+static int fs_calls;
+static ssize_t fs_pwrite(int fd, const void *buf, size_t n, off_t off) {
+    ssize_t w = pwrite(fd, buf, n, off);
+    if (w > 0)
+        fs_written += (uint64_t)w;
+    return w;
+}
+static int fs_statvfs(int fd, struct statvfs *out) {
+    (void)fd;
+    fs_calls++;
+    memset(out, 0, sizeof *out);
+    out->f_frsize = 1;
+    out->f_bavail = fs_avail > fs_written ? fs_avail - fs_written : 0;
+    return 0;
+}
+static const spool_io_t fs_hooks = {fs_pwrite, NULL, fs_statvfs};
+
+static spool_t *open_min_free(fx_t *f, uint64_t min_free, uint64_t prealloc, uint64_t avail) {
+    char err[256] = "";
+    fs_avail = avail;
+    fs_written = 0;
+    fs_calls = 0;
+    spool_opts_t o = {.dir = f->dir, .min_free_bytes = min_free, .prealloc_bytes = prealloc,
+                      .max_bytes = 1ull << 40, .io = &fs_hooks};
+    spool_t *s = spool_open(&o, err, sizeof err);
+    if (!s)
+        print_error("spool_open: %s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
+/* Appends message i with the given accept time; returns spool_append's status. */
+static hb_status_t append_at(spool_t *s, int i, size_t value_len, int64_t accept_ms) {
+    msg_t m;
+    uint64_t seq;
+    make_msg(&m, i, value_len);
+    m.accept_ms = accept_ms;
+    hb_status_t st = spool_append(s, &m, &seq);
+    msg_free(&m);
+    return st;
+}
+
+/* Appends are refused once one would leave less than min_free_bytes, not before, and the free
+ * space is not read on every append while it is plentiful; freed space is seen at once. */
+static void test_min_free_refuses_at_the_limit(void **state) {
+    fx_t *f = *state;
+    const uint64_t min_free = 1 << 20, room = 200 << 10;
+    f->s = open_min_free(f, min_free, 0, min_free + room);
+    int n = 0;
+    hb_status_t st;
+    while ((st = append_at(f->s, n + 1, 1000, 1700000000000)) == HB_OK)
+        n++;
+    assert_int_equal(st, HB_ERR_NOSPACE);
+    /* Refused only when the next record (about 1.1 KB) no longer fits above min_free. */
+    assert_true(fs_written <= room);
+    assert_true(room - fs_written < 2 * 1100);
+    assert_true(n > 150);
+    /* Halving the room between readings, then one per append near the end: not one per append. */
+    assert_true(fs_calls < n / 4);
+    /* Space freed by someone else is seen by the next append. */
+    fs_avail += 64 << 10;
+    assert_int_equal(append_at(f->s, n + 1, 1000, 1700000000000), HB_OK);
+}
+
+/* With plenty of room the free space is read again every 1 MiB appended and every 100 ms of
+ * accept time, so other writers filling the disk are seen soon. */
+static void test_min_free_rereads_by_bytes_and_time(void **state) {
+    fx_t *f = *state;
+    f->s = open_min_free(f, 1 << 20, 0, 1ull << 40);
+    for (int i = 1; i <= 3000; i++) /* about 3.3 MB, all at one accept time */
+        assert_int_equal(append_at(f->s, i, 1000, 1700000000000), HB_OK);
+    assert_true(fs_calls >= 3 && fs_calls <= 5);
+    int before = fs_calls;
+    assert_int_equal(append_at(f->s, 3001, 100, 1700000000050), HB_OK);
+    assert_int_equal(fs_calls, before);
+    assert_int_equal(append_at(f->s, 3002, 100, 1700000000100), HB_OK);
+    assert_int_equal(fs_calls, before + 1);
+    /* The disk fills up from elsewhere: the next reading refuses. */
+    fs_written = fs_avail;
+    assert_int_equal(append_at(f->s, 3003, 100, 1700000000200), HB_ERR_NOSPACE);
+}
+
+/* The zeros an append writes ahead (prealloc_bytes) count against the free space too. */
+static void test_min_free_counts_the_zeros_ahead(void **state) {
+    fx_t *f = *state;
+    f->s = open_min_free(f, 1 << 20, 256 << 10, (1 << 20) + (128 << 10));
+    assert_int_equal(append_at(f->s, 1, 100, 1700000000000), HB_ERR_NOSPACE);
+    spool_close(f->s);
+    f->s = open_min_free(f, 1 << 20, 0, (1 << 20) + (128 << 10));
+    assert_int_equal(append_at(f->s, 1, 100, 1700000000000), HB_OK);
 }
 
 /* A real crash: a child process appends and acks, then dies without spool_close. Only records
@@ -1473,6 +1570,9 @@ int main(void) {
         T(test_prealloc_extends_in_steps),
         T(test_prealloc_crash_recovers_clean),
         T(test_prealloc_failure_is_not_an_append_failure),
+        T(test_min_free_refuses_at_the_limit),
+        T(test_min_free_rereads_by_bytes_and_time),
+        T(test_min_free_counts_the_zeros_ahead),
         T(test_second_open_fails),
         T(test_inspect),
         T(test_golden_bytes),
