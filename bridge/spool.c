@@ -799,8 +799,9 @@ fail:
 
 /* Zero-fills the active segment ahead of end (the end of the record about to be written), up
  * to s->prealloc bytes past it, within the segment's size: a record is then written over blocks
- * the file already has, and the fdatasync of its batch writes the data alone, without a journal
- * commit for the file's growth (about half the time on ext4). The growth is made durable once
+ * the file already has, and the fdatasync of its batch writes the data alone, not the inode and
+ * the block allocation of the file's growth (or, where ext4 has a journal, its commit): about
+ * half the time on the bench's disk. The growth is made durable once
  * per prealloc bytes, by the next sync. Zeros are written, not fallocate()d: an unwritten extent
  * would need that commit on every first write into it. A failure (a full disk) only ends the
  * zero-filling in this segment; the record's own write then reports it. */
