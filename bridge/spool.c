@@ -797,6 +797,11 @@ fail:
     return rc;
 }
 
+/* 1 when a record ending at end in the active segment makes seg_prealloc write zeros. */
+static int prealloc_due(const spool_t *s, uint64_t end) {
+    return s->prealloc && !s->wprep_off && end > s->wfile;
+}
+
 /* Zero-fills the active segment ahead of end (the end of the record about to be written), up
  * to s->prealloc bytes past it, within the segment's size: a record is then written over blocks
  * the file already has, and the fdatasync of its batch writes the data alone, not the inode and
@@ -807,7 +812,7 @@ fail:
  * zero-filling in this segment; the record's own write then reports it. */
 static void seg_prealloc(spool_t *s, uint64_t end) {
     static const unsigned char zeros[64 << 10];
-    if (!s->prealloc || s->wprep_off || end <= s->wfile)
+    if (!prealloc_due(s, end))
         return;
     uint64_t want = end + s->prealloc, cap = s->seg_bytes > end ? s->seg_bytes : end;
     if (want > cap)
@@ -1471,7 +1476,7 @@ hb_status_t spool_append(spool_t *s, const msg_t *m, uint64_t *seq) {
         return HB_ERR_NOSPACE;
     /* The zeros this append would write ahead (seg_prealloc) take disk space too. */
     uint64_t end = (g && !roll) ? g->size + len : SPOOL_SEG_HDR_LEN + len;
-    int fills = s->prealloc && (!g || roll || (!s->wprep_off && end > s->wfile));
+    int fills = s->prealloc && (!g || roll || prealloc_due(s, end)); /* new segment: always */
     if (!free_space_ok(s, need + (fills ? s->prealloc : 0), m->accept_ms))
         return HB_ERR_NOSPACE;
     uint32_t topic = topic_intern(s, (const unsigned char *)m->topic, strlen(m->topic));

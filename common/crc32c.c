@@ -429,6 +429,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_x86(uint32_t crc, const
 
 int crc32c_hw(void) {
 #ifdef HB_CRC32C_X86
+    /* Reads a flag word set once at start-up (libgcc's constructor): cheap on every call. */
     return __builtin_cpu_supports("sse4.2") ? 1 : 0;
 #else
     return 0;
@@ -437,8 +438,7 @@ int crc32c_hw(void) {
 
 uint32_t crc32c_update(uint32_t crc, const void *p, size_t n) {
 #ifdef HB_CRC32C_X86
-    /* __builtin_cpu_supports reads a flag word set once at start-up (libgcc's constructor). */
-    if (__builtin_cpu_supports("sse4.2"))
+    if (crc32c_hw())
         return crc32c_x86(crc, p, n);
 #endif
     return crc32c_update_sw(crc, p, n);

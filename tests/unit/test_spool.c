@@ -959,7 +959,6 @@ static void test_checkpoint_prevents_replay(void **state) {
     assert_int_equal(append_i(f->s, 6, 30), 6);
 }
 
-
 /* ---- min_free_bytes: the free space left on the filesystem ------------------------------------ */
 
 /* A filesystem of fs_avail bytes free before the test, less every byte the spool writes. */
