@@ -38,7 +38,10 @@ static const struct {
     {"acks", "all"},
     {"log.queue", "true"},
     {"client.id", "hookbridge"},
-    {"statistics.interval.ms", "5000"}, /* feeds /metrics (broker states); 0 turns it off */
+    /* feeds /metrics (broker states); 0 turns it off. With admin.listen empty nothing reads
+     * them, and producer_conf_build makes the default 0: librdkafka then also skips the
+     * latency histograms it keeps for them on every request. */
+    {"statistics.interval.ms", "5000"},
     /* A request is answered only after Kafka's ack, so each connection waits linger.ms plus a
      * round trip per event: librdkafka's 5 ms made the bridge latency-bound. 0.2 ms needs both
      * of our librdkafka patches: without producer-busy-loop any linger below 1 ms made the
@@ -62,6 +65,12 @@ rd_kafka_conf_t *producer_conf_build(const hb_config_t *cfg, char *errstr, size_
             snprintf(errstr, errlen, "default %s: %s", defaults[i].name, rderr);
             goto fail;
         }
+    if ((!cfg->admin_listen || !*cfg->admin_listen) &&
+        rd_kafka_conf_set(conf, "statistics.interval.ms", "0", rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errlen, "default statistics.interval.ms: %s", rderr);
+        goto fail;
+    }
     for (size_t i = 0; i < cfg->kafka_cnt; i++) {
         const cfg_kv_t *kv = &cfg->kafka[i];
         if (rd_kafka_conf_set(conf, kv->name, kv->value, rderr, sizeof rderr) !=

@@ -165,8 +165,9 @@ static const cfg_option_t options[] = {
      CFG_F_RELOAD},
     {"kafka", CFG_FREEFORM, 0, "{}", 0, 0, NULL,
      "librdkafka properties, '.' written as '_' (bootstrap_servers = \"host:9092\"); passed "
-     "through unchanged. Defaults: enable.idempotence=true, acks=all, statistics.interval.ms=5000, "
-     "linger.ms=0.2, reconnect.backoff.max.ms=1000.",
+     "through unchanged. Defaults: enable.idempotence=true, acks=all, statistics.interval.ms=5000 "
+     "(0 when admin.listen is empty: only /metrics reads them), linger.ms=0.2, "
+     "reconnect.backoff.max.ms=1000.",
      0},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])

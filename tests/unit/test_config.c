@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config.h"
+#include "producer.h"
 
 static char *write_tmp(const char *text) {
     char *path = strdup("/tmp/hb-config-XXXXXX");
@@ -466,6 +469,37 @@ static void test_docs_cover_table(void **state) {
     }
 }
 
+/* The producer's librdkafka settings: statistics feed only /metrics, so with the admin listener
+ * off the default is 0 (librdkafka then keeps no latency histograms for them); on, 5000 ms; a
+ * kafka.statistics_interval_ms of the operator's wins either way. */
+static const char *stats_interval(const char *text, char *val, size_t vlen) {
+    char err[512];
+    hb_config_t *c = load_text(text, err, sizeof err);
+    assert_non_null(c);
+    rd_kafka_conf_t *conf = producer_conf_build(c, err, sizeof err);
+    assert_non_null(conf);
+    assert_int_equal(rd_kafka_conf_get(conf, "statistics.interval.ms", val, &vlen),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_conf_destroy(conf);
+    config_free(c);
+    return val;
+}
+
+static void test_kafka_statistics_follow_the_admin_listener(void **state) {
+    (void)state;
+    char v[64];
+    assert_string_equal(stats_interval("", v, sizeof v), "5000");
+    assert_string_equal(stats_interval("admin = { listen = \"127.0.0.1:9\"; };\n", v, sizeof v),
+                        "5000");
+    assert_string_equal(stats_interval("admin = { listen = \"\"; };\n", v, sizeof v), "0");
+    assert_string_equal(
+        stats_interval("admin = { listen = \"\"; };\nkafka = { statistics_interval_ms = 700; };\n",
+                       v, sizeof v),
+        "700");
+    assert_string_equal(stats_interval("kafka = { statistics_interval_ms = 0; };\n", v, sizeof v),
+                        "0");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -481,6 +515,7 @@ int main(void) {
         cmocka_unit_test(test_reference_marks_reload_and_endpoint),
         cmocka_unit_test(test_sample_config_covers_table),
         cmocka_unit_test(test_docs_cover_table),
+        cmocka_unit_test(test_kafka_statistics_follow_the_admin_listener),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
