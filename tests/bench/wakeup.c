@@ -74,11 +74,16 @@ static int run_trips(int cpu_a, int cpu_b, long trips, trip_result_t *out) {
         goto done;
     }
     if (child == 0) {
+        close(ping[1]); /* so that each side sees EOF when the other is gone, never a hang */
+        close(pong[0]);
         if (pin(cpu_b) != 0) _exit(2);
         for (long i = 0; i < trips; i++)
             if (xfer(ping[0], pong[1], 1) != 0) _exit(3);
         _exit(0);
     }
+    close(ping[0]);
+    close(pong[1]);
+    ping[0] = pong[1] = -1;
     if (pin(cpu_a) != 0) {
         fprintf(stderr, "hb-wakeup: CPU %d: %s\n", cpu_a, strerror(errno));
         goto done;
@@ -87,7 +92,7 @@ static int run_trips(int cpu_a, int cpu_b, long trips, trip_result_t *out) {
     cpu0 = rusage_us(RUSAGE_SELF);
     for (long i = 0; i < trips; i++) {
         if (xfer(pong[0], ping[1], 0) != 0) {
-            fprintf(stderr, "hb-wakeup: pipe transfer failed: %s\n", strerror(errno));
+            fprintf(stderr, "hb-wakeup: the process on CPU %d stopped answering\n", cpu_b);
             goto done;
         }
     }
@@ -135,6 +140,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    signal(SIGPIPE, SIG_IGN); /* a side that is gone shows as EPIPE, not as a silent death */
     if (run_trips(cpu_a, cpu_a, trips, &same) != 0 || run_trips(cpu_a, cpu_b, trips, &cross) != 0)
         return 1;
     printf("hb-wakeup same_rt_us=%.1f same_cpu_us=%.1f cross_rt_us=%.1f cross_cpu_us=%.1f\n",
