@@ -38,6 +38,10 @@
  * retry, not a poll: armed only then. */
 #define CONN_RETRY_MS 1000
 
+/* Plain HTTP: the most one read(2) takes. libevent's own socket read asks the kernel how much
+ * is waiting first (ioctl FIONREAD, a syscall per request) and takes at most 4 KiB. */
+#define CONN_READ_CHUNK 16384
+
 typedef struct conn_link conn_link_t;
 
 /* The counters another thread reads (conn_get_stats) have one writer, the listener's loop:
@@ -80,6 +84,8 @@ struct conn_link {
     conn_t *c;
     struct bufferevent *bev; /* a socket or an OpenSSL bufferevent */
     SSL *ssl;                /* owned by bev; NULL for plain HTTP */
+    struct event *rev;       /* plain HTTP: reads into bev's input (link_readable); TLS: NULL,
+                              * bev reads */
     evutil_socket_t fd;
     struct event *timer;     /* the request deadline, the idle timeout, the linger */
     conn_phase_t phase;
@@ -401,6 +407,10 @@ static void link_close(conn_link_t *k) {
     if (k->ssl)
         SSL_set_app_data(k->ssl, NULL);
     evtimer_del(k->timer);
+    if (k->rev) {
+        event_free(k->rev); /* before the socket closes */
+        k->rev = NULL;
+    }
     bufferevent_free(k->bev); /* closes the socket (BEV_OPT_CLOSE_ON_FREE) */
     k->bev = NULL;
     if (k->writing) {
@@ -423,6 +433,20 @@ static void link_free(conn_link_t *k) {
     free(k);
 }
 
+/* Reading on or off: our read event for plain HTTP, the bufferevent's for TLS. */
+static void link_reading(conn_link_t *k, int on) {
+    if (k->rev) {
+        if (on)
+            event_add(k->rev, NULL);
+        else
+            event_del(k->rev);
+    } else if (on) {
+        bufferevent_enable(k->bev, EV_READ);
+    } else {
+        bufferevent_disable(k->bev, EV_READ);
+    }
+}
+
 /* The answer is written: shut the write side and drop what still comes (see conn.h). */
 static void link_linger(conn_link_t *k) {
     if (k->lingering)
@@ -436,7 +460,7 @@ static void link_linger(conn_link_t *k) {
         shutdown(k->fd, SHUT_WR);
     struct evbuffer *in = bufferevent_get_input(k->bev);
     evbuffer_drain(in, evbuffer_get_length(in));
-    bufferevent_enable(k->bev, EV_READ);
+    link_reading(k, 1);
     timer_set(k, &k->c->linger);
 }
 
@@ -474,7 +498,7 @@ static void on_read(struct bufferevent *bev, void *arg) {
         /* Parsed once the answer is written. A client that pipelines far ahead waits. */
         if (evbuffer_get_length(in) > k->c->lim.max_head + k->c->max_wire && !k->read_paused) {
             k->read_paused = 1;
-            bufferevent_disable(k->bev, EV_READ);
+            link_reading(k, 0);
         }
         return;
     }
@@ -495,7 +519,7 @@ static void answer_sent(conn_link_t *k) {
     link_step(k, left ? CONN_EV_SENT_MORE : CONN_EV_SENT);
     if (k->read_paused) {
         k->read_paused = 0;
-        bufferevent_enable(k->bev, EV_READ);
+        link_reading(k, 1);
     }
     if (left)
         bufferevent_trigger(k->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -529,6 +553,43 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
         }
     }
     link_close(k);
+}
+
+/* Plain HTTP: the socket is readable. One read(2) into the input buffer, then what the
+ * bufferevent's own read would do: on_read with the bytes, on_event at the end of the stream
+ * or on an error (reading off, as libevent turns it off). */
+static void link_readable(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    conn_link_t *k = arg;
+    struct evbuffer *in = bufferevent_get_input(k->bev);
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    /* A bufferevent's input takes bytes only from the bufferevent, which unfreezes its end to
+     * add them: as it does. */
+    evbuffer_unfreeze(in, 0);
+    int have = evbuffer_reserve_space(in, CONN_READ_CHUNK, &v, 1) == 1;
+    if (have) {
+        n = read(fd, v.iov_base, v.iov_len < CONN_READ_CHUNK ? v.iov_len : CONN_READ_CHUNK);
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            have = evbuffer_commit_space(in, &v, 1) == 0;
+        }
+    }
+    evbuffer_freeze(in, 0);
+    if (!have) {
+        log_error(k->c->component, "cannot read a request: out of memory", "peer", k->peer,
+                  NULL);
+        link_close(k);
+        return;
+    }
+    if (n > 0) {
+        on_read(k->bev, k);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    event_del(k->rev);
+    on_event(k->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), k);
 }
 
 /* Where the target's path starts: after "scheme://authority" for the absolute form. */
@@ -1009,13 +1070,17 @@ static void link_admit(conn_t *c, evutil_socket_t fd, struct sockaddr *sa) {
     } else {
         if (!(k->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE)))
             goto nomem;
+        fd = -1; /* the bufferevent's now */
+        if (!(k->rev = event_new(c->base, bufferevent_getfd(k->bev), EV_READ | EV_PERSIST,
+                                 link_readable, k)))
+            goto nomem;
         k->phase = CONN_IDLE;
     }
     fd = -1;
     struct timeval wt = c->idle; /* an answer the client does not read */
     bufferevent_set_timeouts(k->bev, NULL, &wt);
     bufferevent_setcb(k->bev, on_read, on_write, on_event, k);
-    bufferevent_enable(k->bev, EV_READ);
+    link_reading(k, 1);
     LIST_INSERT_HEAD(&c->links, k, entry);
     STAT_ADD(c->st.open, 1);
     timer_set(k, k->phase == CONN_HANDSHAKE ? &c->deadline : &c->idle);
@@ -1028,6 +1093,8 @@ nomem:
     if (k) {
         if (k->timer)
             event_free(k->timer);
+        if (k->bev)
+            bufferevent_free(k->bev); /* closes the socket */
         free(k);
     }
     cap_release(c);
