@@ -134,14 +134,17 @@ static void req_release(http_req_t *r) {
 }
 
 void http_reply_accepted(http_req_t *r, const char *id) {
-    char body[128];
-    int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", id);
+    char body[MSG_ID_LEN + 16]; /* {"id":"<id>"} and a newline */
+    size_t idl = strnlen(id, MSG_ID_LEN), n = 7 + idl + 3;
+    memcpy(body, "{\"id\":\"", 7);
+    memcpy(body + 7, id, idl);
+    memcpy(body + 7 + idl, "\"}\n", 3);
     log_debug("http", "request accepted", "endpoint", http_req_endpoint(r), "request_id", r->id,
               "peer", http_req_peer(r), "id", id, NULL);
     if (r->replay_window_s > 0 && r->wh_id[0])
         replay_store(r->srv->replay, http_req_endpoint(r), r->wh_id, id,
                      hbtime_now_ms() / 1000 + r->replay_window_s);
-    send_counted(r->srv, r->slot, r->cr, 202, r->extra, body, (size_t)n);
+    send_counted(r->srv, r->slot, r->cr, 202, r->extra, body, n);
     req_release(r);
 }
 
@@ -171,12 +174,15 @@ const char *http_req_id(const http_req_t *r) { return r->id; }
 
 /* Adds a header line to every answer r gets. */
 static void req_add_header(http_req_t *r, const char *name, const char *value) {
-    int n = snprintf(r->extra + r->extra_len, sizeof r->extra - r->extra_len, "%s: %s\r\n", name,
-                     value);
-    if (n > 0 && (size_t)n < sizeof r->extra - r->extra_len)
-        r->extra_len += (size_t)n;
-    else
-        r->extra[r->extra_len] = '\0';
+    size_t nl = strlen(name), vl = strlen(value), n = nl + 2 + vl + 2;
+    if (n >= sizeof r->extra - r->extra_len)
+        return; /* no room: the line is left out whole */
+    char *p = r->extra + r->extra_len;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 3); /* with the NUL */
+    r->extra_len += n;
 }
 
 /* "application/json", "application/json; charset=utf-8" and "application/<x>+json" are JSON. */
