@@ -158,7 +158,7 @@ static void on_webhook(void *arg, http_req_t *req, const endpoint_t *ep, const c
          * margin covers the record's own framing and headers. */
         size_t need = m.value_len + (m.key ? m.key_len : 0) + 512;
         for (size_t i = 0; i < m.header_cnt; i++)
-            need += strlen(m.headers[i].name) + m.headers[i].value_len;
+            need += m.headers[i].name_len + m.headers[i].value_len;
         if (need > b->max_record) {
             snprintf(err, sizeof err,
                      "the event's record would be %zu bytes; Kafka takes at most %zu "

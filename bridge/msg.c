@@ -35,6 +35,7 @@ int msg_add_header(msg_t *m, const char *name, const void *value, size_t value_l
     block[nl + 1 + value_len] = '\0';
     msg_header_t *h = &m->headers[m->header_cnt++];
     h->name = block;
+    h->name_len = nl;
     h->value = block + nl + 1;
     h->value_len = value_len;
     h->packed = 1;

@@ -14,6 +14,7 @@
 
 typedef struct msg_header {
     char *name;    /* owned, NUL-terminated */
+    size_t name_len; /* strlen(name) */
     char *value;   /* owned, value_len bytes (NUL-terminated for convenience) */
     size_t value_len;
     int packed;    /* value lives in name's allocation (msg_add_header's one block); 0: its own */

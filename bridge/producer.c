@@ -253,9 +253,10 @@ static rd_kafka_topic_t *topic_handle(producer_t *p, const char *name) {
 hb_status_t producer_send(producer_t *p, const msg_t *m, void *opaque,
                           rd_kafka_resp_err_t *errp) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->header_cnt);
-    for (size_t i = 0; i < m->header_cnt; i++)
-        rd_kafka_header_add(hdrs, m->headers[i].name, -1, m->headers[i].value,
-                            (ssize_t)m->headers[i].value_len);
+    for (size_t i = 0; i < m->header_cnt; i++) {
+        const msg_header_t *h = &m->headers[i];
+        rd_kafka_header_add(hdrs, h->name, (ssize_t)h->name_len, h->value, (ssize_t)h->value_len);
+    }
     rd_kafka_topic_t *rkt = topic_handle(p, m->topic);
     rd_kafka_resp_err_t err =
         rkt ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),

@@ -1245,7 +1245,7 @@ static size_t rec_encode(spool_t *s, const msg_t *m, uint64_t seq, hb_status_t *
         m->value_len > SPOOL_RECORD_MAX)
         return 0;
     for (size_t i = 0; i < m->header_cnt; i++) {
-        size_t nl = strlen(m->headers[i].name);
+        size_t nl = m->headers[i].name_len;
         if (nl > UINT16_MAX || m->headers[i].value_len > SPOOL_RECORD_MAX)
             return 0;
         body += 6 + nl + m->headers[i].value_len;
@@ -1286,7 +1286,7 @@ static size_t rec_encode(spool_t *s, const msg_t *m, uint64_t seq, hb_status_t *
         q += m->key_len;
     }
     for (size_t i = 0; i < m->header_cnt; i++) {
-        size_t nl = strlen(m->headers[i].name), vl = m->headers[i].value_len;
+        size_t nl = m->headers[i].name_len, vl = m->headers[i].value_len;
         put16(q, (uint16_t)nl);
         put32(q + 2, (uint32_t)vl);
         q += 6;
@@ -1603,6 +1603,7 @@ static hb_status_t rec_to_msg(const rec_view_t *v, msg_t *out) {
         memcpy(h->value, p + nl, vl);
         h->value[vl] = '\0';
         h->value_len = vl;
+        h->name_len = strlen(h->name); /* nl, but for a NUL among its bytes */
         out->header_cnt++;
         p += nl + vl;
     }

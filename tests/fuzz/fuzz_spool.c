@@ -70,7 +70,8 @@ static void write_seed(const char *out_dir) {
         m.value_len = strlen(m.value);
         m.accept_ms = 1757011079000LL + i;
         snprintf(m.id, sizeof m.id, "%064d", i);
-        msg_header_t h = {.name = "content-type", .value = "application/json", .value_len = 16};
+        msg_header_t h = {.name = "content-type", .name_len = 12, .value = "application/json",
+                          .value_len = 16};
         m.headers = &h;
         m.header_cnt = i == 2 ? 0 : 1;
         if (spool_append(s, &m, &seq) != HB_OK)
