@@ -956,6 +956,10 @@ static void drain_kick(dispatch_t *d) {
         return;
     uint64_t limit = d->st.kafka_up ? d->drain_max : 1;
     while (d->st.drain_inflight < limit) {
+        /* Every unacked record in flight: nothing to hand out (the common case, on every
+         * delivery report), and no record to allocate for it. */
+        if (spool_pending(d->spool) <= spool_inflight(d->spool))
+            return;
         drain_rec_t *r = calloc(1, sizeof *r);
         if (!r)
             return;
