@@ -748,15 +748,37 @@ static void put_member(buf_t *b, const char *name, size_t name_len, const char *
 /* SHA-256 as OpenSSL fetched it once for the process. SHA256() fetches the algorithm by name
  * on every call (a lock, a hash-table lookup), which cost as much as hashing a 1.5 KiB body.
  * The fetched method is immutable and shared, and kept for the life of the process. */
+/* The digest, fetched once, and a context per thread, made on its first event and freed when
+ * the thread ends: EVP_Digest would make and free a context (two allocations) per event. */
 static EVP_MD *sha256_md;
-static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+static pthread_key_t sha256_key;
+static int sha256_key_ok;
+static void sha256_ctx_free(void *ctx) { EVP_MD_CTX_free(ctx); }
+static void sha256_fetch(void) {
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_key_ok = pthread_key_create(&sha256_key, sha256_ctx_free) == 0;
+}
+
+/* This thread's context; NULL when there is none to be had (out of memory). */
+static EVP_MD_CTX *sha256_ctx(void) {
+    if (!sha256_md || !sha256_key_ok)
+        return NULL;
+    EVP_MD_CTX *ctx = pthread_getspecific(sha256_key);
+    if (!ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(sha256_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
 
 static void sha256_hex(const char *body, size_t len, char out[MSG_ID_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     unsigned char md[SHA256_DIGEST_LENGTH];
     pthread_once(&once, sha256_fetch);
-    if (!sha256_md || !EVP_Digest(body, len, md, NULL, sha256_md, NULL))
+    EVP_MD_CTX *ctx = sha256_ctx();
+    if (!ctx || !EVP_DigestInit_ex(ctx, sha256_md, NULL) || !EVP_DigestUpdate(ctx, body, len) ||
+        !EVP_DigestFinal_ex(ctx, md, NULL))
         SHA256((const unsigned char *)body, len, md);
     for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         out[2 * i] = hex[md[i] >> 4];
